@@ -1,0 +1,556 @@
+//! The CLI commands. Each returns the process exit code: 0 success, 1 failure (2 is clap's
+//! usage error).
+
+use crate::client::{http_get, ClientError, Connection, Target};
+use crate::ConnArgs;
+use clawgate_config::paths::{self, clawgate_home};
+use clawgate_config::{is_loopback_ip, AuthMode, Config};
+use clawgate_gateway::{exposure, RunOptions};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const ALL_SCOPES: &[&str] = &[
+    "operator.admin",
+    "operator.read",
+    "operator.write",
+    "operator.approvals",
+    "operator.pairing",
+];
+
+fn fail(msg: &str, hint: Option<&str>) -> u8 {
+    eprintln!("error: {msg}");
+    if let Some(h) = hint {
+        eprintln!("hint: {h}");
+    }
+    1
+}
+
+/// The config if it exists and is valid; defaults otherwise (with the problem, if any).
+fn local_config(flag: Option<&std::path::Path>) -> (Config, Option<String>) {
+    let path = paths::config_path(flag);
+    if !path.exists() {
+        return (
+            Config {
+                path,
+                ..Config::default()
+            },
+            None,
+        );
+    }
+    match Config::load(&path) {
+        Ok(c) => (c, None),
+        Err(errs) => (
+            Config {
+                path,
+                ..Config::default()
+            },
+            Some(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+        ),
+    }
+}
+
+fn local_host(cfg: &Config) -> String {
+    match cfg.gateway.host.parse::<std::net::IpAddr>() {
+        Ok(ip) if is_loopback_ip(ip) && ip.is_ipv6() => format!("[{ip}]"),
+        Ok(ip) if is_loopback_ip(ip) => ip.to_string(),
+        _ => "127.0.0.1".to_string(),
+    }
+}
+
+/// Where and how to connect: flags, then environment, then the local config and token file.
+fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
+    let (cfg, _) = local_config(flag);
+    let url = conn
+        .url
+        .clone()
+        .or_else(|| {
+            std::env::var("CLAWGATE_GATEWAY_URL")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| format!("ws://{}:{}", local_host(&cfg), cfg.gateway.port));
+    let loopback_url = url_is_loopback(&url);
+    let token = conn
+        .token
+        .clone()
+        .or_else(|| {
+            std::env::var("CLAWGATE_GATEWAY_TOKEN")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .or_else(|| {
+            // Implicit credentials only go to a gateway on this machine.
+            if !loopback_url || cfg.gateway.auth.mode != AuthMode::Token {
+                return None;
+            }
+            cfg.gateway
+                .auth
+                .token
+                .as_ref()
+                .map(|s| s.expose().to_string())
+                .or_else(|| {
+                    paths::read_token_file(&paths::token_path(&clawgate_home()))
+                        .ok()
+                        .flatten()
+                })
+        });
+    let password = conn
+        .password
+        .clone()
+        .or_else(|| {
+            std::env::var("CLAWGATE_GATEWAY_PASSWORD")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .or_else(|| {
+            (loopback_url && cfg.gateway.auth.mode == AuthMode::Password)
+                .then(|| {
+                    cfg.gateway
+                        .auth
+                        .password
+                        .as_ref()
+                        .map(|s| s.expose().to_string())
+                })
+                .flatten()
+        });
+    Target {
+        url,
+        token,
+        password,
+    }
+}
+
+fn url_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split([':', '/']).next().unwrap_or("")
+    };
+    host == "localhost" || host.parse().is_ok_and(is_loopback_ip)
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+fn print_client_error(e: &ClientError, t: &Target) -> u8 {
+    let hint = e.hint(t);
+    fail(&e.to_string(), hint.as_deref())
+}
+
+pub async fn run_gateway(config: Option<PathBuf>, host: Option<String>, port: Option<u16>) -> u8 {
+    match clawgate_gateway::run(RunOptions { config, host, port }).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            u8::try_from(e.code).unwrap_or(1)
+        }
+    }
+}
+
+async fn one_call(
+    flag: Option<PathBuf>,
+    conn: &ConnArgs,
+    scopes: &[&str],
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, u8> {
+    let t = target(flag.as_deref(), conn);
+    let mut c = Connection::open(&t, scopes, "cli", timeout)
+        .await
+        .map_err(|e| print_client_error(&e, &t))?;
+    let result = c.call(method, params, timeout).await;
+    c.close().await;
+    result.map_err(|e| match &e {
+        ClientError::Rpc(rpc) if conn.json => {
+            println!(
+                "{}",
+                json!({"ok": false, "error": {"code": rpc.code, "message": rpc.message, "details": rpc.details}})
+            );
+            1
+        }
+        _ => print_client_error(&e, &t),
+    })
+}
+
+pub async fn call(
+    flag: Option<PathBuf>,
+    conn: ConnArgs,
+    method: &str,
+    params: &str,
+    timeout: u64,
+) -> u8 {
+    let params: Value = match serde_json::from_str(params) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: --params is not valid JSON: {e}");
+            eprintln!("hint: quote it for the shell, e.g. --params '{{\"limit\":5}}'");
+            return 2;
+        }
+    };
+    match one_call(
+        flag,
+        &conn,
+        ALL_SCOPES,
+        method,
+        params,
+        Duration::from_secs(timeout.max(1)),
+    )
+    .await
+    {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn health(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
+    match one_call(
+        flag,
+        &conn,
+        &["operator.read"],
+        "health",
+        json!({}),
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(v) if conn.json => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Ok(v) => {
+            let ok = v.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            println!("Gateway: {}", if ok { "healthy" } else { "unhealthy" });
+            println!(
+                "Probe duration: {}ms",
+                v.get("durationMs").and_then(Value::as_u64).unwrap_or(0)
+            );
+            println!("Agents: main (default)");
+            u8::from(!ok)
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
+    match one_call(
+        flag,
+        &conn,
+        &["operator.read"],
+        "status",
+        json!({}),
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(v) if conn.json => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Ok(v) => {
+            let g = &v["gateway"];
+            println!("clawgate {}", v["runtimeVersion"].as_str().unwrap_or("?"));
+            println!(
+                "Listening: {}:{}",
+                g["host"].as_str().unwrap_or("?"),
+                g["port"]
+            );
+            println!("Auth mode: {}", g["authMode"].as_str().unwrap_or("?"));
+            println!("Uptime: {}s", g["uptimeMs"].as_u64().unwrap_or(0) / 1000);
+            println!("Connections: {}", g["connections"]);
+            println!(
+                "Memory (RSS): {:.1} MB",
+                v["processMemory"]["rssBytes"].as_u64().unwrap_or(0) as f64 / 1e6
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// One row of a check list: name, ok, detail, and the fix when it failed.
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+    fix: Option<String>,
+}
+
+fn print_checks(checks: &[Check], json_out: bool) -> u8 {
+    let all_ok = checks.iter().all(|c| c.ok);
+    if json_out {
+        let rows: Vec<Value> = checks
+            .iter()
+            .map(|c| json!({"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix}))
+            .collect();
+        println!("{}", json!({"ok": all_ok, "checks": rows}));
+    } else {
+        for c in checks {
+            println!(
+                "{} {:<12} {}",
+                if c.ok { "✓" } else { "✗" },
+                c.name,
+                c.detail
+            );
+            if let Some(f) = &c.fix {
+                println!("    fix: {f}");
+            }
+        }
+    }
+    u8::from(!all_ok)
+}
+
+pub async fn gateway_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
+    let t = target(flag.as_deref(), &conn);
+    let hp = host_port(&t.url);
+    let mut checks = Vec::new();
+    let running = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&hp))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    checks.push(Check {
+        name: "running",
+        ok: running,
+        detail: if running {
+            format!("something is listening on {hp}")
+        } else {
+            format!("nothing is listening on {hp}")
+        },
+        fix: (!running)
+            .then(|| "start it: clawgate gateway run (or check --url / gateway.port)".to_string()),
+    });
+    if running {
+        let health = http_get(&hp, "/healthz").await;
+        let reachable = matches!(&health, Ok((200, body)) if body.contains("\"ok\":true"));
+        checks.push(Check {
+            name: "reachable",
+            ok: reachable,
+            detail: match &health {
+                Ok((200, _)) if reachable => "GET /healthz answered 200".into(),
+                Ok((code, _)) => format!("GET /healthz answered {code}: not a clawgate gateway?"),
+                Err(e) => format!("GET /healthz failed: {e}"),
+            },
+            fix: (!reachable)
+                .then(|| "another program owns this port; pick another with --port".to_string()),
+        });
+        if reachable {
+            match Connection::open(&t, &["operator.read"], "cli", Duration::from_secs(5)).await {
+                Ok(c) => {
+                    let version = c.hello["server"]["version"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string();
+                    let uptime = c.hello["snapshot"]["uptimeMs"].as_u64().unwrap_or(0);
+                    c.close().await;
+                    checks.push(Check {
+                        name: "auth",
+                        ok: true,
+                        detail: format!("connected (server {version}, up {}s)", uptime / 1000),
+                        fix: None,
+                    });
+                }
+                Err(e) => {
+                    let fix = e
+                        .hint(&t)
+                        .unwrap_or_else(|| "check the token or password".into());
+                    checks.push(Check {
+                        name: "auth",
+                        ok: false,
+                        detail: e.to_string(),
+                        fix: Some(fix),
+                    });
+                }
+            }
+        }
+    }
+    print_checks(&checks, conn.json)
+}
+
+pub async fn doctor(flag: Option<PathBuf>) -> u8 {
+    let mut checks = Vec::new();
+    let home = clawgate_home();
+    let path = paths::config_path(flag.as_deref());
+    let (cfg, cfg_err) = local_config(flag.as_deref());
+    checks.push(match (&cfg_err, path.exists()) {
+        (Some(e), _) => Check {
+            name: "config",
+            ok: false,
+            detail: e.clone(),
+            fix: Some("fix the keys above and re-run `clawgate doctor`".into()),
+        },
+        (None, true) => Check {
+            name: "config",
+            ok: true,
+            detail: format!("{} is valid", path.display()),
+            fix: None,
+        },
+        (None, false) => Check {
+            name: "config",
+            ok: true,
+            detail: format!(
+                "{} does not exist yet (defaults; `clawgate gateway run` writes it)",
+                path.display()
+            ),
+            fix: None,
+        },
+    });
+    if let Some(mode) = paths::mode_of(&path) {
+        let ok = mode & 0o022 == 0;
+        checks.push(Check {
+            name: "config-mode",
+            ok,
+            detail: format!("{} mode {mode:o}", path.display()),
+            fix: (!ok).then(|| format!("chmod 600 {}", path.display())),
+        });
+    }
+    match paths::mode_of(&home) {
+        Some(mode) => {
+            let ok = mode & 0o077 == 0;
+            checks.push(Check {
+                name: "state-dir",
+                ok,
+                detail: format!("{} mode {mode:o}", home.display()),
+                fix: (!ok).then(|| format!("chmod 700 {}", home.display())),
+            });
+        }
+        None => checks.push(Check {
+            name: "state-dir",
+            ok: true,
+            detail: format!("{} does not exist yet", home.display()),
+            fix: None,
+        }),
+    }
+    let token_file = paths::token_path(&home);
+    if let Some(mode) = paths::mode_of(&token_file) {
+        let ok = mode & 0o077 == 0;
+        checks.push(Check {
+            name: "token-file",
+            ok,
+            detail: format!("{} mode {mode:o}", token_file.display()),
+            fix: (!ok).then(|| format!("chmod 600 {}", token_file.display())),
+        });
+    }
+    let secret = match cfg.gateway.auth.mode {
+        AuthMode::None => None,
+        AuthMode::Password => cfg.gateway.auth.password.clone(),
+        AuthMode::Token => cfg.gateway.auth.token.clone().or_else(|| {
+            paths::read_token_file(&token_file)
+                .ok()
+                .flatten()
+                .map(clawgate_config::Secret::new)
+        }),
+    };
+    match exposure::resolve(&cfg.gateway.host, cfg.gateway.port) {
+        Ok(addrs) => {
+            let refusal = exposure::check(
+                &cfg.gateway.host,
+                &addrs,
+                cfg.gateway.auth.mode,
+                secret.as_ref(),
+            );
+            let loopback = exposure::all_loopback(&addrs);
+            checks.push(Check {
+                name: "bind",
+                ok: refusal.is_none(),
+                detail: match (&refusal, loopback) {
+                    (Some(_), _) => format!("gateway.host {} is not loopback and auth is not strong: start-up would be refused", cfg.gateway.host),
+                    (None, true) => format!("{} is loopback only", cfg.gateway.host),
+                    (None, false) => format!("{} is reachable from other machines (auth {} is strong)", cfg.gateway.host, cfg.gateway.auth.mode.as_str()),
+                },
+                fix: refusal.map(|_| "keep gateway.host: 127.0.0.1 and use `ssh -L 18789:127.0.0.1:18789 user@host`, or a reverse proxy with auth".into()),
+            });
+        }
+        Err(e) => checks.push(Check {
+            name: "bind",
+            ok: false,
+            detail: e,
+            fix: Some("set gateway.host to an IP address".into()),
+        }),
+    }
+    let t = target(flag.as_deref(), &ConnArgs::default());
+    let hp = host_port(&t.url);
+    let listening =
+        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&hp))
+            .await
+            .is_ok_and(|r| r.is_ok());
+    if !listening {
+        checks.push(Check {
+            name: "port",
+            ok: true,
+            detail: format!("{hp} is free (gateway not running)"),
+            fix: None,
+        });
+    } else {
+        let ours =
+            matches!(http_get(&hp, "/healthz").await, Ok((200, b)) if b.contains("\"ok\":true"));
+        checks.push(Check {
+            name: "port",
+            ok: ours,
+            detail: if ours {
+                format!("{hp} is owned by a gateway")
+            } else {
+                format!("{hp} is taken by another program")
+            },
+            fix: (!ours).then(|| "pick another gateway.port or stop the other program".into()),
+        });
+        if ours {
+            match Connection::open(&t, &["operator.read"], "cli", Duration::from_secs(5)).await {
+                Ok(mut c) => {
+                    let ok = c
+                        .call("health", json!({}), Duration::from_secs(5))
+                        .await
+                        .is_ok();
+                    c.close().await;
+                    checks.push(Check {
+                        name: "gateway",
+                        ok,
+                        detail: "reachable, authenticated, health answered".into(),
+                        fix: None,
+                    });
+                }
+                Err(e) => {
+                    let fix = e.hint(&t);
+                    checks.push(Check {
+                        name: "gateway",
+                        ok: false,
+                        detail: e.to_string(),
+                        fix,
+                    });
+                }
+            }
+        }
+    }
+    print_checks(&checks, false)
+}
+
+pub fn dashboard(flag: Option<PathBuf>) -> u8 {
+    let (cfg, _) = local_config(flag.as_deref());
+    let t = target(flag.as_deref(), &ConnArgs::default());
+    let base = format!("http://{}:{}/", local_host(&cfg), cfg.gateway.port);
+    match (cfg.gateway.auth.mode, t.token, t.password) {
+        (AuthMode::None, _, _) => println!("{base}"),
+        (AuthMode::Token, Some(tok), _) => println!("{base}#token={tok}"),
+        (AuthMode::Password, _, Some(_)) => {
+            println!("{base}");
+            eprintln!("note: password mode; enter the password in the Control UI settings");
+        }
+        _ => return fail(
+            "no gateway token found",
+            Some(
+                "run `clawgate gateway run` once to generate ~/.clawgate/credentials/gateway-token",
+            ),
+        ),
+    }
+    0
+}

@@ -1,0 +1,121 @@
+//! `clawgate`: run the gateway, and talk to it as a client.
+
+mod client;
+mod commands;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "clawgate",
+    version,
+    about = "The OpenClaw gateway, rebuilt in Rust: one port on 127.0.0.1:18789, secure by default"
+)]
+struct Cli {
+    /// Config file (default: $CLAWGATE_HOME/config.yaml, or $CLAWGATE_CONFIG)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run or query the gateway
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+    /// Ask the gateway for its health snapshot
+    Health(ConnArgs),
+    /// Gateway status summary
+    Status(ConnArgs),
+    /// Check config, permissions, bind safety, port and reachability
+    Doctor,
+    /// Print the browser URL (with the token in the fragment) for the Control UI
+    Dashboard,
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Run the gateway in the foreground
+    Run {
+        /// Bind address (overrides gateway.host)
+        #[arg(long)]
+        host: Option<String>,
+        /// Port (overrides gateway.port; 0 picks a free one)
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Is it running, reachable, and does auth work? With the fix for each failure
+    Status(ConnArgs),
+    /// Call one RPC method and print its result
+    Call {
+        /// Method name, e.g. health, status, system-presence
+        method: String,
+        /// Params as JSON
+        #[arg(long, default_value = "{}")]
+        params: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Seconds to wait for the reply
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+pub struct ConnArgs {
+    /// Gateway WebSocket URL (default ws://127.0.0.1:<gateway.port>, or $CLAWGATE_GATEWAY_URL)
+    #[arg(long)]
+    url: Option<String>,
+    /// Gateway token (default: $CLAWGATE_GATEWAY_TOKEN, gateway.auth.token, or the token file)
+    #[arg(long)]
+    token: Option<String>,
+    /// Gateway password (password auth mode)
+    #[arg(long)]
+    password: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = cli.config.clone();
+    let code = rt.block_on(async move {
+        match cli.command {
+            Command::Gateway { command } => match command {
+                GatewayCommand::Run { host, port } => {
+                    commands::run_gateway(config, host, port).await
+                }
+                GatewayCommand::Status(conn) => commands::gateway_status(config, conn).await,
+                GatewayCommand::Call {
+                    method,
+                    params,
+                    conn,
+                    timeout,
+                } => commands::call(config, conn, &method, &params, timeout).await,
+            },
+            Command::Health(conn) => commands::health(config, conn).await,
+            Command::Status(conn) => commands::status(config, conn).await,
+            Command::Doctor => commands::doctor(config).await,
+            Command::Dashboard => commands::dashboard(config),
+        }
+    });
+    // The gateway's own tasks may still hold the runtime; do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
+}

@@ -1,0 +1,166 @@
+//! clawgate's configuration: the `config.yaml` model with its defaults, strict validation
+//! that names `config.yaml:LINE:COL`, `${ENV}` substitution, and secrets as a type.
+
+pub mod paths;
+pub mod secret;
+mod validate;
+pub mod yaml;
+
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+pub use secret::Secret;
+pub use validate::ConfigError;
+
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_PORT: u16 = 18789;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Token,
+    Password,
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::Password => "password",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+/// Failed-auth throttling: `max_attempts` failures within `window_ms` lock the client
+/// address out for `lockout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max_attempts: u32,
+    pub window_ms: u64,
+    pub lockout_ms: u64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            max_attempts: 10,
+            window_ms: 60_000,
+            lockout_ms: 300_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// `gateway.auth.token` as written (after `${ENV}` substitution).
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+    pub rate_limit: RateLimit,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub host: String,
+    pub port: u16,
+    pub auth: AuthConfig,
+    pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Plain data: the running gateway is built from it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (it may not exist: then every value is a default).
+    pub path: PathBuf,
+    pub gateway: GatewayConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: PathBuf::from("config.yaml"),
+            gateway: GatewayConfig {
+                host: DEFAULT_HOST.into(),
+                port: DEFAULT_PORT,
+                auth: AuthConfig {
+                    mode: AuthMode::Token,
+                    token: None,
+                    password: None,
+                    rate_limit: RateLimit::default(),
+                },
+                allowed_origins: Vec::new(),
+                trusted_proxies: Vec::new(),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates config text. `file_label` names the file in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+        validate::parse(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`Config::parse`] with an explicit environment (for tests).
+    pub fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        validate::parse(text, path, env)
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) => Err(vec![ConfigError::io(path, &e)]),
+        }
+    }
+}
+
+/// Whether a bind host is a loopback address: 127.0.0.0/8, ::1, or an IPv4-mapped loopback.
+/// The unspecified addresses (`0.0.0.0`, `::`) are never loopback.
+pub fn is_loopback_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// The commented default written on first run.
+pub const DEFAULT_CONFIG_YAML: &str = r#"# clawgate configuration (YAML). Every key is optional; unknown keys stop start-up.
+# Reference: docs/configuration.md in the clawgate repository.
+
+gateway:
+  # Keep the gateway on loopback. To use it from another machine, tunnel over SSH:
+  #   ssh -L 18789:127.0.0.1:18789 user@this-host
+  # or put a reverse proxy with its own auth in front of it (docs/reverse-proxy.md).
+  host: 127.0.0.1
+  port: 18789
+
+  auth:
+    # token (default) | password | none (refused on any non-loopback host)
+    mode: token
+    # Without a token here, clawgate uses the one in credentials/gateway-token
+    # next to this file (generated on first run, readable only by you).
+    # token: ${MY_GATEWAY_TOKEN}
+    # Failed logins per client address before a lockout.
+    # rateLimit: { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000 }
+
+  # Browser origins allowed to open the WebSocket, besides the gateway's own
+  # http://127.0.0.1:<port> and http://localhost:<port>. Exact matches only.
+  allowedOrigins: []
+
+  # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed. Requests that
+  # carry forwarded headers are never treated as local clients.
+  trustedProxies: []
+"#;
+
+#[cfg(test)]
+mod tests;

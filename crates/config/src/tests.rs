@@ -1,0 +1,128 @@
+use super::*;
+use std::path::Path;
+
+fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    Config::parse_with_env(text, Path::new("config.yaml"), &|name| match name {
+        "MY_TOKEN" => Some("from-env".into()),
+        _ => None,
+    })
+}
+
+fn first_error(text: &str) -> String {
+    parse(text).unwrap_err()[0].to_string()
+}
+
+#[test]
+fn defaults_when_empty() {
+    let c = parse("").unwrap();
+    assert_eq!(c.gateway.host, "127.0.0.1");
+    assert_eq!(c.gateway.port, 18789);
+    assert_eq!(c.gateway.auth.mode, AuthMode::Token);
+    assert!(c.gateway.auth.token.is_none());
+}
+
+#[test]
+fn the_default_file_is_valid() {
+    let c = parse(DEFAULT_CONFIG_YAML).unwrap();
+    assert_eq!(c.gateway.port, 18789);
+    assert!(c.gateway.allowed_origins.is_empty());
+}
+
+#[test]
+fn unknown_key_names_line_col_and_suggests() {
+    let e = first_error("gateway:\n  prot: 5\n");
+    assert_eq!(
+        e,
+        "config.yaml:2:3: gateway.prot: unknown key (did you mean `gateway.port`?)"
+    );
+}
+
+#[test]
+fn unknown_root_key() {
+    let e = first_error("gateways:\n  port: 5\n");
+    assert_eq!(
+        e,
+        "config.yaml:1:1: gateways: unknown key (did you mean `gateway`?)"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let e = first_error("gateway:\n  port: \"abc\"\n");
+    assert_eq!(
+        e,
+        "config.yaml:2:9: gateway.port: expected a whole number, found `abc`"
+    );
+    let e = first_error("gateway:\n  port: 70000\n");
+    assert_eq!(
+        e,
+        "config.yaml:2:9: gateway.port: 70000 is out of range (1–65535)"
+    );
+    let e = first_error("gateway: 5\n");
+    assert_eq!(
+        e,
+        "config.yaml:1:10: gateway: expected a mapping, found a scalar"
+    );
+}
+
+#[test]
+fn bad_enum_value() {
+    let e = first_error("gateway:\n  auth:\n    mode: tokn\n");
+    assert_eq!(
+        e,
+        "config.yaml:3:11: gateway.auth.mode: `tokn` is not one of `token`, `password`, `none` (did you mean `token`?)"
+    );
+}
+
+#[test]
+fn env_substitution() {
+    let c = parse("gateway:\n  auth:\n    token: ${MY_TOKEN}\n").unwrap();
+    assert!(c.gateway.auth.token.unwrap().verify("from-env"));
+    let e = first_error("gateway:\n  auth:\n    token: ${NOPE_TOKEN}\n");
+    assert_eq!(
+        e,
+        "config.yaml:3:12: gateway.auth.token: environment variable NOPE_TOKEN is not set"
+    );
+    let c = parse("gateway:\n  auth:\n    token: \"$${MY_TOKEN}x\"\n").unwrap();
+    assert!(c.gateway.auth.token.unwrap().verify("${MY_TOKEN}x"));
+}
+
+#[test]
+fn origins_and_proxies() {
+    let c = parse(
+        "gateway:\n  allowedOrigins: [\"HTTPS://UI.example.com:443/\"]\n  trustedProxies: [10.0.0.1, 192.168.0.0/16]\n",
+    )
+    .unwrap();
+    assert_eq!(c.gateway.allowed_origins, vec!["https://ui.example.com"]);
+    assert_eq!(c.gateway.trusted_proxies.len(), 2);
+    let e = first_error("gateway:\n  allowedOrigins: [\"*\"]\n");
+    assert!(e.contains("wildcards are not allowed"), "{e}");
+    let e = first_error("gateway:\n  trustedProxies: [nope]\n");
+    assert!(
+        e.starts_with("config.yaml:2:20: gateway.trustedProxies[0]:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn all_errors_are_reported() {
+    let errs = parse("gateway:\n  prot: 1\n  hots: x\n").unwrap_err();
+    assert_eq!(errs.len(), 2);
+}
+
+#[test]
+fn yaml_syntax_error_has_position() {
+    let e = first_error("gateway:\n  port: [1, 2\n");
+    assert!(e.starts_with("config.yaml:"), "{e}");
+    assert!(e.contains("invalid YAML"), "{e}");
+}
+
+#[test]
+fn loopback_classification() {
+    for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+        assert!(is_loopback_ip(ip.parse().unwrap()), "{ip}");
+    }
+    for ip in ["0.0.0.0", "::", "10.0.0.1", "::ffff:0.0.0.0", "192.168.1.2"] {
+        assert!(!is_loopback_ip(ip.parse().unwrap()), "{ip}");
+    }
+}

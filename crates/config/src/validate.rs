@@ -1,0 +1,462 @@
+//! Strict validation of the YAML tree into [`Config`]: unknown keys, wrong types and bad
+//! values each become one `config.yaml:LINE:COL: key: what is wrong` line.
+
+use crate::yaml::{self, Node, Pos, Value};
+use crate::{AuthMode, Config, RateLimit, Secret};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: String,
+    pub pos: Option<Pos>,
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn io(path: &Path, e: &std::io::Error) -> Self {
+        ConfigError {
+            file: path.display().to_string(),
+            pos: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pos {
+            Some(p) => write!(f, "{}:{}:{}: ", self.file, p.line, p.col)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+struct Ctx<'a> {
+    file: String,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            pos: Some(pos),
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// The entries of a mapping node, reporting unknown keys (with a near-miss hint).
+    fn mapping<'n>(
+        &mut self,
+        node: &'n Node,
+        key: &str,
+        allowed: &[&str],
+    ) -> Option<&'n [(String, Pos, Node)]> {
+        if node.is_null() {
+            return Some(&[]);
+        }
+        let Value::Map(entries) = &node.value else {
+            let label = if key.is_empty() { "<root>" } else { key };
+            self.err(
+                node.pos,
+                label,
+                format!("expected a mapping, found {}", node.kind()),
+            );
+            return None;
+        };
+        for (k, pos, _) in entries {
+            if !allowed.contains(&k.as_str()) {
+                let full = join(key, k);
+                let hint = match suggest(k, allowed) {
+                    Some(s) => format!("unknown key (did you mean `{}`?)", join(key, s)),
+                    None => format!(
+                        "unknown key (known keys here: {})",
+                        allowed
+                            .iter()
+                            .map(|a| format!("`{a}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.err(*pos, &full, hint);
+            }
+        }
+        Some(entries)
+    }
+
+    /// A string scalar with `${ENV}` substituted.
+    fn string(&mut self, node: &Node, key: &str) -> Option<String> {
+        match &node.value {
+            Value::Scalar(s, _) if !node.is_null() => match substitute(s, self.env) {
+                Ok(v) => Some(v),
+                Err(msg) => {
+                    self.err(node.pos, key, msg);
+                    None
+                }
+            },
+            _ => {
+                self.err(
+                    node.pos,
+                    key,
+                    format!("expected a string, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
+        match &node.value {
+            Value::Scalar(s, false) if !node.is_null() => match s.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Some(n),
+                Ok(n) => {
+                    self.err(node.pos, key, format!("{n} is out of range ({min}–{max})"));
+                    None
+                }
+                Err(_) => {
+                    self.err(
+                        node.pos,
+                        key,
+                        format!("expected a whole number, found `{s}`"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.err(
+                    node.pos,
+                    key,
+                    format!("expected a whole number, found {}", describe(node)),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<(String, Pos)>> {
+        if node.is_null() {
+            return Some(Vec::new());
+        }
+        let Value::Seq(items) = &node.value else {
+            self.err(
+                node.pos,
+                key,
+                format!("expected a list, found {}", node.kind()),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let k = format!("{key}[{i}]");
+            if let Some(s) = self.string(item, &k) {
+                out.push((s, item.pos));
+            }
+        }
+        Some(out)
+    }
+}
+
+fn describe(node: &Node) -> String {
+    match &node.value {
+        Value::Scalar(s, _) if !node.is_null() => format!("`{s}`"),
+        _ => node.kind().to_string(),
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The closest allowed key, when it is a plausible typo.
+fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase();
+    allowed
+        .iter()
+        .map(|a| (levenshtein(&lower, &a.to_ascii_lowercase()), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `${VAR}` substitution (upper-case names only); `$${VAR}` is a literal `${VAR}`.
+/// A variable that is unset or empty is an error: a config value silently missing is worse.
+fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+            continue;
+        }
+        if let Some(after) = tail.strip_prefix("${") {
+            if let Some(end) = after.find('}') {
+                let name = &after[..end];
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                if valid {
+                    match env(name).filter(|v| !v.is_empty()) {
+                        Some(v) => out.push_str(&v),
+                        None => return Err(format!("environment variable {name} is not set")),
+                    }
+                    rest = &after[end + 1..];
+                    continue;
+                }
+            }
+        }
+        out.push('$');
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub(crate) fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    let mut cfg = Config {
+        path: path.to_path_buf(),
+        ..Config::default()
+    };
+    let root = match yaml::parse(text) {
+        Ok(Some(root)) => root,
+        Ok(None) => return Ok(cfg),
+        Err(e) => {
+            return Err(vec![ConfigError {
+                file,
+                pos: Some(e.pos),
+                key: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+            }])
+        }
+    };
+    let mut ctx = Ctx {
+        file,
+        env,
+        errors: Vec::new(),
+    };
+    if let Some(entries) = ctx.mapping(&root, "", &["gateway"]) {
+        for (k, _, v) in entries {
+            if k == "gateway" {
+                gateway(&mut ctx, v, &mut cfg);
+            }
+        }
+    }
+    if ctx.errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ctx.errors)
+    }
+}
+
+fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
+    const KEYS: &[&str] = &["host", "port", "auth", "allowedOrigins", "trustedProxies"];
+    let Some(entries) = ctx.mapping(node, "gateway", KEYS) else {
+        return;
+    };
+    for (k, _, v) in entries {
+        let key = join("gateway", k);
+        match k.as_str() {
+            "host" => {
+                if let Some(h) = ctx.string(v, &key) {
+                    let h = h.trim().to_string();
+                    if h.is_empty() || h.contains(char::is_whitespace) || h.contains('/') {
+                        ctx.err(
+                            v.pos,
+                            &key,
+                            format!("`{h}` is not an IP address or host name"),
+                        );
+                    } else {
+                        cfg.gateway.host = h;
+                    }
+                }
+            }
+            "port" => {
+                if let Some(p) = ctx.integer(v, &key, 1, 65535) {
+                    cfg.gateway.port = p as u16;
+                }
+            }
+            "auth" => auth(ctx, v, cfg),
+            "allowedOrigins" => {
+                if let Some(list) = ctx.string_list(v, &key) {
+                    for (i, (o, pos)) in list.into_iter().enumerate() {
+                        match normalize_origin(&o) {
+                            Ok(norm) => cfg.gateway.allowed_origins.push(norm),
+                            Err(msg) => ctx.err(pos, &format!("{key}[{i}]"), msg),
+                        }
+                    }
+                }
+            }
+            "trustedProxies" => {
+                if let Some(list) = ctx.string_list(v, &key) {
+                    for (i, (p, pos)) in list.into_iter().enumerate() {
+                        match parse_net(&p) {
+                            Some(net) => cfg.gateway.trusted_proxies.push(net),
+                            None => ctx.err(
+                                pos,
+                                &format!("{key}[{i}]"),
+                                format!("`{p}` is not an IP address or CIDR (e.g. 10.0.0.1 or 10.0.0.0/8)"),
+                            ),
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn auth(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
+    const KEYS: &[&str] = &["mode", "token", "password", "rateLimit"];
+    let Some(entries) = ctx.mapping(node, "gateway.auth", KEYS) else {
+        return;
+    };
+    for (k, _, v) in entries {
+        let key = join("gateway.auth", k);
+        match k.as_str() {
+            "mode" => {
+                if let Some(m) = ctx.string(v, &key) {
+                    cfg.gateway.auth.mode = match m.as_str() {
+                        "token" => AuthMode::Token,
+                        "password" => AuthMode::Password,
+                        "none" => AuthMode::None,
+                        other => {
+                            let hint = suggest(other, &["token", "password", "none"])
+                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                .unwrap_or_default();
+                            ctx.err(
+                                v.pos,
+                                &key,
+                                format!(
+                                    "`{other}` is not one of `token`, `password`, `none`{hint}"
+                                ),
+                            );
+                            continue;
+                        }
+                    };
+                }
+            }
+            "token" | "password" => {
+                if v.is_null() {
+                    continue;
+                }
+                if let Some(s) = ctx.string(v, &key) {
+                    if s.trim().is_empty() {
+                        ctx.err(
+                            v.pos,
+                            &key,
+                            "must not be empty (remove the key to use the generated token)",
+                        );
+                    } else if k == "token" {
+                        cfg.gateway.auth.token = Some(Secret::new(s));
+                    } else {
+                        cfg.gateway.auth.password = Some(Secret::new(s));
+                    }
+                }
+            }
+            "rateLimit" => rate_limit(ctx, v, &mut cfg.gateway.auth.rate_limit),
+            _ => {}
+        }
+    }
+}
+
+fn rate_limit(ctx: &mut Ctx, node: &Node, rl: &mut RateLimit) {
+    const KEYS: &[&str] = &["maxAttempts", "windowMs", "lockoutMs"];
+    let Some(entries) = ctx.mapping(node, "gateway.auth.rateLimit", KEYS) else {
+        return;
+    };
+    for (k, _, v) in entries {
+        let key = join("gateway.auth.rateLimit", k);
+        match k.as_str() {
+            "maxAttempts" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
+                    rl.max_attempts = n as u32;
+                }
+            }
+            "windowMs" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 86_400_000) {
+                    rl.window_ms = n;
+                }
+            }
+            "lockoutMs" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 86_400_000) {
+                    rl.lockout_ms = n;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Some(net.trunc());
+    }
+    s.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+/// `scheme://host[:port]`, lower-cased, default ports dropped; anything else is refused
+/// (no paths, no wildcards, no `null`).
+pub fn normalize_origin(o: &str) -> Result<String, String> {
+    let o = o.trim();
+    let bad =
+        || format!("`{o}` is not an origin like https://ui.example.com or http://127.0.0.1:18789");
+    if o.contains('*') {
+        return Err(format!(
+            "`{o}`: wildcards are not allowed; list each origin exactly"
+        ));
+    }
+    let (scheme, rest) = o.split_once("://").ok_or_else(bad)?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(bad());
+    }
+    let rest = rest.to_ascii_lowercase();
+    let default_port = if scheme == "http" { ":80" } else { ":443" };
+    let rest = rest.strip_suffix(default_port).unwrap_or(&rest).to_string();
+    Ok(format!("{scheme}://{rest}"))
+}

@@ -1,0 +1,175 @@
+//! Live WebSocket connections: each has an outbound queue bounded in bytes, its own event
+//! `seq`, and the scopes that decide which broadcasts it receives.
+
+use clawgate_protocol::frame::StateVersion;
+use clawgate_protocol::scopes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// What the writer task of a connection sends.
+#[derive(Debug)]
+pub enum Outbound {
+    Text(String),
+    Pong(Vec<u8>),
+    /// Close with this code and reason; code 1005 sends a close frame with no status.
+    Close(u16, String),
+}
+
+/// The sending side of one connection. Cloned into the registry and the reader task.
+#[derive(Clone)]
+pub struct Outlet {
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    closed: Arc<AtomicBool>,
+    max_buffered: usize,
+}
+
+impl Outlet {
+    pub fn new(
+        max_buffered: usize,
+    ) -> (Outlet, mpsc::UnboundedReceiver<Outbound>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Outlet {
+                tx,
+                queued: queued.clone(),
+                closed: Arc::new(AtomicBool::new(false)),
+                max_buffered,
+            },
+            rx,
+            queued,
+        )
+    }
+
+    /// Queues a text frame. A connection whose queue would pass the bound is closed with
+    /// 1008 "slow consumer" instead; `false` means the frame was not queued.
+    pub fn send(&self, text: String) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let len = text.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before + len > self.max_buffered {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.close(clawgate_protocol::close::POLICY, "slow consumer");
+            return false;
+        }
+        if self.tx.send(Outbound::Text(text)).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Queues a pong, counted against the same bound as text.
+    pub fn pong(&self, payload: Vec<u8>) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let len = payload.len() + crate::ws::io::PONG_OVERHEAD;
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before + len > self.max_buffered {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.close(clawgate_protocol::close::POLICY, "slow consumer");
+            return false;
+        }
+        if self.tx.send(Outbound::Pong(payload)).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Queues a close frame (once); later sends are dropped.
+    pub fn close(&self, code: u16, reason: &str) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(Outbound::Close(code, reason.to_string()));
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A registered (authenticated) connection.
+pub struct Conn {
+    pub outlet: Outlet,
+    pub scopes: Vec<String>,
+    seq: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, id: u64, outlet: Outlet, scopes: Vec<String>) {
+        self.lock().insert(
+            id,
+            Arc::new(Conn {
+                outlet,
+                scopes,
+                seq: AtomicU64::new(0),
+            }),
+        );
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends an event to every connection allowed to receive it, each with its own next
+    /// `seq`. The registry lock is held while sequencing so numbers stay in queue order.
+    pub fn broadcast(&self, event: &str, payload: &Value, sv: Option<&StateVersion>) {
+        let payload_text = serde_json::to_string(payload).unwrap_or_else(|_| "null".into());
+        let sv_text = sv.map(|s| {
+            format!(
+                r#","stateVersion":{{"presence":{},"health":{}}}"#,
+                s.presence, s.health
+            )
+        });
+        let event_name = serde_json::to_string(event).unwrap_or_default();
+        let conns = self.lock();
+        for conn in conns.values() {
+            if !scopes::may_receive(event, &conn.scopes) || conn.outlet.is_closed() {
+                continue;
+            }
+            let seq = conn.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            let frame = format!(
+                r#"{{"type":"event","event":{event_name},"payload":{payload_text},"seq":{seq}{}}}"#,
+                sv_text.as_deref().unwrap_or("")
+            );
+            conn.outlet.send(frame);
+        }
+    }
+
+    /// Closes every connection (shutdown).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for conn in self.lock().values() {
+            conn.outlet.close(code, reason);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The HTTP surface on the gateway port: probes, the WebSocket upgrade, and the guards every
+//! request passes first (Host allowlist against DNS rebinding, Origin allowlist, size caps).
+
+use crate::auth::Peer;
+use crate::state::Gateway;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tracing::{debug, warn};
+
+/// Largest request body any route accepts.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// WebSocket connections that have not finished `connect` yet, at most.
+pub const MAX_PREAUTH_CONNECTIONS: usize = 256;
+
+/// The TCP peer, inserted by the accept loop.
+#[derive(Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gw: Arc<Gateway>,
+    pub preauth: Arc<AtomicUsize>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", any(healthz))
+        .route("/health", any(healthz))
+        .route("/readyz", any(readyz))
+        .route("/ready", any(readyz))
+        .route("/", any(root))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut resp = (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
+    let mut resp = (status, axum::Json(value)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The host name of a `Host` header value, lower-cased, without the port.
+fn host_name(value: &str) -> String {
+    let v = value.trim().to_ascii_lowercase();
+    if v.starts_with('[') {
+        return v.split_once(']').map(|(h, _)| format!("{h}]")).unwrap_or(v);
+    }
+    v.split(':').next().unwrap_or("").to_string()
+}
+
+/// Runs before every route: Host allowlist (DNS rebinding), Origin allowlist for upgrades
+/// and non-GET requests, body size cap.
+async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let gw = &st.gw;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name);
+    let host_ok = match &host {
+        Some(h) => gw.allowed_hosts.iter().any(|a| a == h) || h.starts_with("127."),
+        None => false,
+    };
+    if !host_ok {
+        debug!(host = ?host, "request refused: Host not allowed");
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            "this gateway only answers requests addressed to localhost/127.0.0.1 or a configured host (gateway.allowedOrigins)",
+        );
+    }
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        if is_upgrade || req.method() != Method::GET && req.method() != Method::HEAD {
+            let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+            if !gw.allowed_origins.contains(&origin) {
+                warn!(origin = %sanitize(&origin), "browser origin refused");
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "origin_not_allowed",
+                    "origin not allowed (open the Control UI from the gateway host or add it to gateway.allowedOrigins)",
+                );
+            }
+        }
+    }
+    let too_big = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES);
+    if too_big {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body too large",
+        );
+    }
+    next.run(req).await
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+fn probe_method_ok(m: &Method) -> Option<Response> {
+    if m == Method::GET || m == Method::HEAD {
+        return None;
+    }
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "use GET or HEAD",
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(resp)
+}
+
+async fn healthz(req: Request) -> Response {
+    if let Some(r) = probe_method_ok(req.method()) {
+        return r;
+    }
+    json_ok(
+        StatusCode::OK,
+        json!({"ok": true, "status": "live", "service": "clawgate"}),
+    )
+}
+
+async fn readyz(State(st): State<AppState>, req: Request) -> Response {
+    if let Some(r) = probe_method_ok(req.method()) {
+        return r;
+    }
+    if st.gw.is_shutting_down() {
+        return json_ok(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "failing": ["gateway-draining"]}),
+        );
+    }
+    json_ok(
+        StatusCode::OK,
+        json!({"ready": true, "failing": [], "uptimeMs": st.gw.uptime_ms()}),
+    )
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "not found")
+}
+
+/// `/`: the WebSocket endpoint. Plain GETs get a short pointer instead.
+async fn root(State(st): State<AppState>, mut req: Request) -> Response {
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "use GET",
+            );
+        }
+        return json_ok(
+            StatusCode::OK,
+            json!({"service": "clawgate", "websocket": "/", "health": "/healthz"}),
+        );
+    }
+    let Some(PeerAddr(addr)) = req.extensions().get::<PeerAddr>().copied() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "peer address unknown",
+        );
+    };
+    if st.gw.is_shutting_down() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "gateway stopping",
+        );
+    }
+    if st.preauth.fetch_add(1, Ordering::AcqRel) >= MAX_PREAUTH_CONNECTIONS {
+        st.preauth.fetch_sub(1, Ordering::AcqRel);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many pending connections",
+        );
+    }
+    let peer = Peer::from_parts(&st.gw, addr, req.headers());
+    let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(x) => x,
+        Err(e) => {
+            st.preauth.fetch_sub(1, Ordering::AcqRel);
+            return error(StatusCode::BAD_REQUEST, "bad_upgrade", &e.to_string());
+        }
+    };
+    let gw = st.gw.clone();
+    let preauth = st.preauth.clone();
+    tokio::spawn(async move {
+        match fut.await {
+            Ok(ws) => crate::ws::serve(gw, ws, peer, preauth).await,
+            Err(e) => {
+                preauth.fetch_sub(1, Ordering::AcqRel);
+                debug!("websocket upgrade failed: {e}");
+            }
+        }
+    });
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, Body::empty())
+}

@@ -1,0 +1,18 @@
+//! The clawgate gateway: HTTP and the OpenClaw WebSocket protocol on one port.
+
+pub mod auth;
+pub mod conns;
+pub mod devices;
+pub mod exposure;
+pub mod http;
+pub mod logging;
+pub mod methods;
+pub mod ratelimit;
+pub mod server;
+pub mod state;
+pub mod ws;
+
+pub use server::{run, RunOptions, StartError};
+
+/// Exit code for configuration problems (`EX_CONFIG`), as OpenClaw uses too.
+pub const EXIT_CONFIG: i32 = 78;

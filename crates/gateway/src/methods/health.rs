@@ -1,0 +1,7 @@
+use super::{BoxFuture, Ctx};
+use serde_json::Value;
+
+/// `health` (no scope): the health snapshot.
+pub fn health(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(ctx.gw.health_snapshot()) })
+}

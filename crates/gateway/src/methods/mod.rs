@@ -1,0 +1,140 @@
+//! RPC methods. Each is one small unit: parse params, (scope already checked), work against
+//! shared state, return a result or a typed error. The table below is the dispatcher.
+
+mod config;
+mod devices;
+mod health;
+mod logs;
+mod status;
+
+use crate::auth::Peer;
+use crate::conns::Outlet;
+use crate::state::Gateway;
+use crate::ws::Session;
+use clawgate_protocol::error::ErrorShape;
+use clawgate_protocol::frame::{self, Request};
+use clawgate_protocol::scopes;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What a method sees of its connection.
+pub struct Ctx {
+    pub gw: Arc<Gateway>,
+    pub session: Session,
+    pub outlet: Outlet,
+    pub peer: Peer,
+}
+
+pub type MethodResult = Result<Value, ErrorShape>;
+pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = MethodResult> + Send + 'a>>;
+pub type Handler = for<'a> fn(&'a Ctx, Value) -> BoxFuture<'a>;
+
+/// The dispatch table: method name → handler. Scopes live in `clawgate_protocol::scopes`.
+const METHODS: &[(&str, Handler)] = &[
+    ("health", health::health),
+    ("status", status::status),
+    ("system-presence", status::system_presence),
+    ("last-heartbeat", status::last_heartbeat),
+    ("logs.tail", logs::tail),
+    ("config.get", config::get),
+    ("device.pair.list", devices::list),
+    ("device.pair.approve", devices::approve),
+    ("device.pair.reject", devices::reject),
+    ("device.pair.remove", devices::remove),
+];
+
+/// Method names advertised in `hello-ok.features.methods`.
+pub fn names() -> Vec<&'static str> {
+    METHODS.iter().map(|(n, _)| *n).collect()
+}
+
+fn find(method: &str) -> Option<Handler> {
+    METHODS.iter().find(|(n, _)| *n == method).map(|(_, h)| *h)
+}
+
+pub async fn dispatch(ctx: &Ctx, req: Request) {
+    let granted = &ctx.session.grant.scopes;
+    // The scope check comes first, as in the real gateway: unknown methods need admin.
+    if let Err(missing) = scopes::authorize(&req.method, granted) {
+        ctx.outlet.send(frame::response_err(
+            &req.id,
+            &ErrorShape::missing_scope(missing),
+            None,
+        ));
+        return;
+    }
+    let Some(handler) = find(&req.method) else {
+        ctx.outlet.send(frame::response_err(
+            &req.id,
+            &ErrorShape::unknown_method(&req.method),
+            None,
+        ));
+        return;
+    };
+    let text = match handler(ctx, req.params).await {
+        Ok(payload) => frame::response_ok(&req.id, &payload),
+        Err(e) => frame::response_err(&req.id, &e, None),
+    };
+    ctx.outlet.send(text);
+}
+
+/// `params` as an object; absent or null is `{}`, anything else is an error.
+pub fn object(method: &str, params: Value) -> Result<serde_json::Map<String, Value>, ErrorShape> {
+    match params {
+        Value::Null => Ok(serde_json::Map::new()),
+        Value::Object(m) => Ok(m),
+        _ => Err(ErrorShape::invalid_params(method, "must be object")),
+    }
+}
+
+/// An optional non-negative integer param within a range.
+pub fn opt_u64(
+    method: &str,
+    p: &serde_json::Map<String, Value>,
+    key: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ErrorShape> {
+    match p.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ErrorShape::invalid_params(
+                method,
+                format!("at /{key}: must be an integer between {min} and {max}"),
+            )),
+        },
+    }
+}
+
+/// A required non-empty string param.
+pub fn req_str<'a>(
+    method: &str,
+    p: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<&'a str, ErrorShape> {
+    match p.get(key).and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ErrorShape::invalid_params(
+            method,
+            format!("must have required property '{key}'"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_has_a_classified_scope() {
+        // Anything that falls through to admin by accident would be a silent privilege bump.
+        for name in names() {
+            let req = scopes::required_for(name);
+            let is_admin = req == scopes::Requirement::Scope(scopes::ADMIN);
+            assert!(!is_admin, "{name} is not in the scope table");
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Start-up (config, secrets, exposure guard, bind), the accept loop, and shutdown.
+
+use crate::devices::DeviceStore;
+use crate::http::{self, AppState, PeerAddr};
+use crate::logging::{self, Redactor};
+use crate::state::{AuthSettings, Gateway, GatewayParts};
+use crate::{exposure, EXIT_CONFIG};
+use clawgate_config::paths::{self, clawgate_home};
+use clawgate_config::{AuthMode, Config, Secret, DEFAULT_CONFIG_YAML};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tracing::{info, warn};
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// `--config PATH`.
+    pub config: Option<PathBuf>,
+    /// `--host` / `--port` override the file.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// Why the gateway did not start: the exit code and one clear message.
+#[derive(Debug)]
+pub struct StartError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl StartError {
+    fn config(message: impl Into<String>) -> Self {
+        StartError {
+            code: EXIT_CONFIG,
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads the config, creating the default file and token on first run.
+pub fn load_config(flag: Option<&std::path::Path>) -> Result<(Config, PathBuf, bool), StartError> {
+    let home = clawgate_home();
+    let path = paths::config_path(flag);
+    let mut created = false;
+    if !path.exists() {
+        let is_default = flag.is_none() && std::env::var_os("CLAWGATE_CONFIG").is_none();
+        if !is_default {
+            return Err(StartError::config(format!(
+                "{}: config file not found (omit --config/CLAWGATE_CONFIG to use {})",
+                path.display(),
+                home.join("config.yaml").display()
+            )));
+        }
+        paths::ensure_private_dir(&home).map_err(|e| {
+            StartError::config(format!(
+                "{}: cannot create state directory: {e}",
+                home.display()
+            ))
+        })?;
+        paths::write_private_atomic(&path, DEFAULT_CONFIG_YAML.as_bytes()).map_err(|e| {
+            StartError::config(format!(
+                "{}: cannot write default config: {e}",
+                path.display()
+            ))
+        })?;
+        created = true;
+    }
+    if let Some(mode) = paths::mode_of(&path) {
+        if mode & 0o022 != 0 {
+            return Err(StartError::config(format!(
+                "{}: config file is writable by group or others (mode {mode:o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    let config = Config::load(&path).map_err(|errs| {
+        StartError::config(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    Ok((config, home, created))
+}
+
+/// Resolves the shared secret the gateway checks. Token mode without a configured token
+/// uses (and on first run creates) `credentials/gateway-token`.
+pub fn resolve_secret(
+    config: &Config,
+    home: &std::path::Path,
+) -> Result<(Option<Secret>, Option<PathBuf>), StartError> {
+    let auth = &config.gateway.auth;
+    match auth.mode {
+        AuthMode::None => Ok((None, None)),
+        AuthMode::Password => {
+            let env = std::env::var("CLAWGATE_GATEWAY_PASSWORD")
+                .ok()
+                .filter(|v| !v.is_empty());
+            match env.map(Secret::new).or_else(|| auth.password.clone()) {
+                Some(s) => Ok((Some(s), None)),
+                None => Err(StartError::config(format!(
+                    "{}: gateway.auth.password: required when gateway.auth.mode is `password` (or set CLAWGATE_GATEWAY_PASSWORD)",
+                    config.path.display()
+                ))),
+            }
+        }
+        AuthMode::Token => {
+            if let Some(env) = std::env::var("CLAWGATE_GATEWAY_TOKEN")
+                .ok()
+                .filter(|v| !v.is_empty())
+            {
+                return Ok((Some(Secret::new(env)), None));
+            }
+            if let Some(t) = &auth.token {
+                return Ok((Some(t.clone()), None));
+            }
+            let file = paths::token_path(home);
+            let existing = paths::read_token_file(&file)
+                .map_err(|e| StartError::config(format!("{}: {e}", file.display())))?;
+            let token = match existing {
+                Some(t) => t,
+                None => {
+                    let dir = file.parent().unwrap_or(home);
+                    paths::ensure_private_dir(home)
+                        .and_then(|_| paths::ensure_private_dir(dir))
+                        .map_err(|e| StartError::config(format!("{}: {e}", dir.display())))?;
+                    let t = paths::generate_token()
+                        .map_err(|e| StartError::config(format!("cannot generate a token: {e}")))?;
+                    paths::write_private_atomic(&file, format!("{t}\n").as_bytes())
+                        .map_err(|e| StartError::config(format!("{}: {e}", file.display())))?;
+                    t
+                }
+            };
+            Ok((Some(Secret::new(token)), Some(file)))
+        }
+    }
+}
+
+/// Runs the gateway until SIGTERM/SIGINT.
+pub async fn run(opts: RunOptions) -> Result<(), StartError> {
+    let (mut config, home, created) = load_config(opts.config.as_deref())?;
+    if let Some(h) = &opts.host {
+        config.gateway.host = h.clone();
+    }
+    let port = opts.port.unwrap_or(config.gateway.port);
+    let (secret, token_file) = resolve_secret(&config, &home)?;
+
+    // The guardrail runs before any socket exists.
+    let addrs = exposure::resolve(&config.gateway.host, port).map_err(StartError::config)?;
+    if let Some(msg) = exposure::check(
+        &config.gateway.host,
+        &addrs,
+        config.gateway.auth.mode,
+        secret.as_ref(),
+    ) {
+        return Err(StartError::config(msg));
+    }
+
+    paths::ensure_private_dir(&home)
+        .map_err(|e| StartError::config(format!("{}: {e}", home.display())))?;
+    let log_path = home.join("logs").join("gateway.log");
+    let redactor = Redactor::default();
+    for s in [
+        &secret,
+        &config.gateway.auth.token,
+        &config.gateway.auth.password,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        redactor.add(s.expose());
+    }
+    logging::init(Some(&log_path), &redactor)
+        .map_err(|e| StartError::config(format!("{}: {e}", log_path.display())))?;
+    if created {
+        info!(path = %config.path.display(), "wrote a default config file");
+    }
+
+    let listener = bind(&addrs).await?;
+    let local = listener.local_addr().map_err(|e| StartError {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    let devices = DeviceStore::open(home.join("devices.json")).map_err(StartError::config)?;
+    let mode = config.gateway.auth.mode;
+    let gw = Arc::new(Gateway::new(GatewayParts {
+        config,
+        auth: AuthSettings { mode, secret },
+        home: home.clone(),
+        log_path,
+        token_file: token_file.clone(),
+        port: local.port(),
+        devices,
+    }));
+    banner(&gw, local, token_file.as_deref());
+
+    let preauth = Arc::new(AtomicUsize::new(0));
+    let app = http::router(AppState {
+        gw: gw.clone(),
+        preauth,
+    });
+    spawn_periodic(gw.clone());
+
+    let mut shutdown_rx = gw.shutdown.subscribe();
+    let signals = tokio::spawn(wait_for_signal());
+    tokio::pin!(signals);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(PeerAddr(addr));
+                        app.clone().oneshot(req.map(axum::body::Body::new))
+                    });
+                    let _ = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .max_buf_size(64 * 1024)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+            _ = &mut signals => break,
+            _ = shutdown_rx.changed() => break,
+        }
+    }
+    shutdown(&gw).await;
+    Ok(())
+}
+
+async fn bind(addrs: &[SocketAddr]) -> Result<TcpListener, StartError> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some((addr, e)),
+        }
+    }
+    let Some((addr, e)) = last else {
+        return Err(StartError::config("gateway.host: nothing to bind"));
+    };
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        let who = match probe_healthz(*addr).await {
+            Some(true) => "It answers /healthz like a gateway: another clawgate or OpenClaw gateway is already running there \
+                           (check with `clawgate gateway status`).",
+            Some(false) => "Something else is listening there (it does not answer /healthz like a gateway).",
+            None => "",
+        };
+        return Err(StartError {
+            code: 1,
+            message: format!(
+                "cannot listen on {addr}: address already in use. {who}\n\
+                 Pick another port with `clawgate gateway run --port 18790` or gateway.port in config.yaml, \
+                 or stop the other process (`ss -ltnp 'sport = :{}'` shows it).",
+                addr.port()
+            ),
+        });
+    }
+    Err(StartError {
+        code: 1,
+        message: format!("cannot listen on {addr}: {e}"),
+    })
+}
+
+/// `Some(true)` when something answers `GET /healthz` like a gateway.
+async fn probe_healthz(addr: SocketAddr) -> Option<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!(
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        let _ = s.take(64 * 1024).read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf);
+        Some(text.starts_with("HTTP/1.1 200") && text.contains("\"ok\":true"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn banner(gw: &Gateway, local: SocketAddr, token_file: Option<&std::path::Path>) {
+    let loopback = clawgate_config::is_loopback_ip(local.ip());
+    info!(
+        "clawgate {} listening on http://{local} (WebSocket ws://{local}/), auth mode {}",
+        crate::state::VERSION,
+        gw.auth.mode.as_str()
+    );
+    if let Some(f) = token_file {
+        info!(
+            "gateway token: {} (readable only by you; `clawgate dashboard` prints a browser link)",
+            f.display()
+        );
+    }
+    if gw.auth.mode == AuthMode::None {
+        warn!("gateway.auth.mode is `none`: any local process or browser page on this machine's loopback origins can command the agent");
+    }
+    if !loopback {
+        warn!("==================================================================");
+        warn!("gateway is listening on {local}, reachable from other machines.");
+        warn!(
+            "Only the {} guards it. Prefer 127.0.0.1 + an SSH tunnel or a reverse proxy.",
+            gw.auth.mode.as_str()
+        );
+        warn!("==================================================================");
+    }
+    // One stable line on stdout for scripts and tests.
+    println!("clawgate listening on {local}");
+}
+
+fn spawn_periodic(gw: Arc<Gateway>) {
+    let tick_gw = gw.clone();
+    tokio::spawn(async move {
+        let period = Duration::from_millis(tick_gw.timings.tick_interval_ms);
+        let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            iv.tick().await;
+            if tick_gw.is_shutting_down() {
+                return;
+            }
+            tick_gw
+                .conns
+                .broadcast("tick", &json!({"ts": crate::devices::now_ms()}), None);
+        }
+    });
+    tokio::spawn(async move {
+        let period = Duration::from_millis(gw.timings.health_refresh_ms);
+        let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            iv.tick().await;
+            if gw.is_shutting_down() {
+                return;
+            }
+            gw.broadcast_health();
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    let mut int = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// `shutdown` event to everyone, close 1012, and wait (bounded) for the writers to drain.
+async fn shutdown(gw: &Gateway) {
+    info!("shutting down: closing {} connection(s)", gw.conns.len());
+    gw.conns
+        .broadcast("shutdown", &json!({"reason": "gateway stopping"}), None);
+    gw.conns
+        .close_all(clawgate_protocol::close::SERVICE_RESTART, "service restart");
+    let _ = gw.shutdown.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while !gw.conns.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    info!("shutdown complete");
+}

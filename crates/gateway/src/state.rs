@@ -1,0 +1,291 @@
+//! The state every connection and method shares.
+
+use crate::conns::Registry;
+use crate::devices::{now_ms, DeviceStore};
+use crate::ratelimit::AuthRateLimiter;
+use clawgate_config::{AuthMode, Config, Secret};
+use clawgate_protocol::frame::StateVersion;
+use ipnet::IpNet;
+use serde_json::{json, Value};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::watch;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The shared secret the gateway checks, per `gateway.auth.mode`.
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    pub secret: Option<Secret>,
+}
+
+/// Timings that tests may shorten through the environment.
+#[derive(Clone, Copy)]
+pub struct Timings {
+    pub tick_interval_ms: u64,
+    pub handshake_timeout_ms: u64,
+    pub health_refresh_ms: u64,
+}
+
+impl Timings {
+    pub fn from_env() -> Self {
+        let get = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(default)
+        };
+        Timings {
+            tick_interval_ms: get(
+                "CLAWGATE_TICK_INTERVAL_MS",
+                clawgate_protocol::TICK_INTERVAL_MS,
+            ),
+            handshake_timeout_ms: get(
+                "CLAWGATE_HANDSHAKE_TIMEOUT_MS",
+                clawgate_protocol::HANDSHAKE_TIMEOUT_MS,
+            ),
+            health_refresh_ms: get("CLAWGATE_HEALTH_REFRESH_MS", 60_000),
+        }
+    }
+}
+
+/// One UI/TUI/webchat client in the presence list.
+#[derive(Clone)]
+pub struct PresenceEntry {
+    pub conn_id: u64,
+    pub value: Value,
+}
+
+pub struct Gateway {
+    pub config: Config,
+    pub auth: AuthSettings,
+    pub home: PathBuf,
+    pub log_path: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub port: u16,
+    pub boot_id: String,
+    pub started: Instant,
+    pub started_ms: i64,
+    pub hostname: String,
+    pub timings: Timings,
+    pub conns: Registry,
+    pub limiter: AuthRateLimiter,
+    pub devices: DeviceStore,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    presence: Mutex<Vec<PresenceEntry>>,
+    state_version: Mutex<StateVersion>,
+    pub shutdown: watch::Sender<bool>,
+    pub last_heartbeat: Mutex<Option<Value>>,
+}
+
+pub struct GatewayParts {
+    pub config: Config,
+    pub auth: AuthSettings,
+    pub home: PathBuf,
+    pub log_path: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub port: u16,
+    pub devices: DeviceStore,
+}
+
+impl Gateway {
+    pub fn new(parts: GatewayParts) -> Gateway {
+        let cfg = &parts.config.gateway;
+        let port = parts.port;
+        let mut allowed_origins = vec![
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::1]:{port}"),
+        ];
+        allowed_origins.extend(cfg.allowed_origins.iter().cloned());
+        let mut allowed_hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()];
+        allowed_hosts.push(bracket_host(&cfg.host));
+        for o in &cfg.allowed_origins {
+            if let Some(h) = origin_host(o) {
+                allowed_hosts.push(h);
+            }
+        }
+        allowed_hosts.sort();
+        allowed_hosts.dedup();
+        let (shutdown, _) = watch::channel(false);
+        Gateway {
+            limiter: AuthRateLimiter::new(cfg.auth.rate_limit),
+            trusted_proxies: cfg.trusted_proxies.clone(),
+            allowed_origins,
+            allowed_hosts,
+            config: parts.config,
+            auth: parts.auth,
+            home: parts.home,
+            log_path: parts.log_path,
+            token_file: parts.token_file,
+            port,
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            started_ms: now_ms(),
+            hostname: hostname(),
+            timings: Timings::from_env(),
+            conns: Registry::default(),
+            devices: parts.devices,
+            presence: Mutex::new(Vec::new()),
+            state_version: Mutex::new(StateVersion {
+                presence: 1,
+                health: 1,
+            }),
+            shutdown,
+            last_heartbeat: Mutex::new(None),
+        }
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn state_version(&self) -> StateVersion {
+        *self.state_version.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self, presence: bool) -> StateVersion {
+        let mut sv = self.state_version.lock().unwrap_or_else(|p| p.into_inner());
+        if presence {
+            sv.presence += 1;
+        } else {
+            sv.health += 1;
+        }
+        *sv
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// The gateway's own presence entry (always first).
+    pub fn self_presence(&self) -> Value {
+        let ip = if clawgate_config::is_loopback_ip(
+            self.config
+                .gateway
+                .host
+                .parse()
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        ) {
+            "127.0.0.1".to_string()
+        } else {
+            self.config.gateway.host.clone()
+        };
+        let platform = format!("linux {}", kernel_release());
+        json!({
+            "host": self.hostname, "ip": ip, "version": VERSION, "platform": platform,
+            "deviceFamily": "Linux", "mode": "gateway", "reason": "self",
+            "instanceId": self.boot_id,
+            "text": format!("Gateway: {} ({ip}) · app {VERSION} · mode gateway · reason self", self.hostname),
+            "ts": now_ms(),
+        })
+    }
+
+    pub fn presence_list(&self) -> Vec<Value> {
+        let mut out = vec![self.self_presence()];
+        out.extend(
+            self.presence
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|e| e.value.clone()),
+        );
+        out
+    }
+
+    pub fn add_presence(&self, conn_id: u64, value: Value) {
+        self.presence
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PresenceEntry { conn_id, value });
+        self.broadcast_presence();
+    }
+
+    pub fn remove_presence(&self, conn_id: u64) {
+        let removed = {
+            let mut p = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+            let before = p.len();
+            p.retain(|e| e.conn_id != conn_id);
+            before != p.len()
+        };
+        if removed {
+            self.broadcast_presence();
+        }
+    }
+
+    fn broadcast_presence(&self) {
+        let sv = self.bump(true);
+        let payload = json!({"presence": self.presence_list()});
+        self.conns.broadcast("presence", &payload, Some(&sv));
+    }
+
+    /// The health snapshot (the `health` method result, event payload and `snapshot.health`).
+    pub fn health_snapshot(&self) -> Value {
+        let started = Instant::now();
+        let state_path = self.home.display().to_string();
+        let sessions = json!({"path": state_path, "count": 0, "recent": []});
+        json!({
+            "ok": true,
+            "ts": now_ms(),
+            "durationMs": u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            "channels": {}, "channelOrder": [], "channelLabels": {},
+            "heartbeatSeconds": 0,
+            "defaultAgentId": "main",
+            "agents": [{
+                "agentId": "main", "isDefault": true,
+                "heartbeat": {"enabled": false, "every": "disabled", "everyMs": null},
+                "sessions": sessions,
+            }],
+            "sessions": sessions,
+        })
+    }
+
+    pub fn broadcast_health(&self) {
+        let sv = self.bump(false);
+        self.conns
+            .broadcast("health", &self.health_snapshot(), Some(&sv));
+    }
+
+    /// Whether `ip` is one of `gateway.trustedProxies`.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        let ip = crate::ratelimit::canonical_ip(ip);
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// The host part of a normalized origin (`scheme://host[:port]`), bracketed for IPv6.
+fn origin_host(origin: &str) -> Option<String> {
+    let rest = origin.split_once("://")?.1;
+    if let Some(v6) = rest.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| format!("[{h}]"));
+    }
+    Some(rest.split(':').next()?.to_string())
+}
+
+fn bracket_host(h: &str) -> String {
+    let h = h.to_ascii_lowercase();
+    if h.contains(':') && !h.starts_with('[') {
+        format!("[{h}]")
+    } else {
+        h
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

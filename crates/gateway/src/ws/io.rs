@@ -1,0 +1,171 @@
+//! Frame I/O over fastwebsockets: a writer task draining the connection's outbound queue,
+//! and a reader that reassembles fragmented messages under a total size cap.
+
+use crate::conns::Outbound;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+/// Bytes a queued pong counts for beyond its payload, so a ping flood from a client that
+/// never reads still trips the outbound bound.
+pub const PONG_OVERHEAD: usize = 64;
+
+/// What the reader hands to the connection loop.
+pub enum Incoming {
+    Text(String),
+    /// A binary frame (the protocol is text-only).
+    Binary,
+    Ping(Vec<u8>),
+    /// The peer closed (with its code, if any).
+    Closed(Option<u16>),
+    /// A message over the current cap.
+    TooBig,
+    /// Invalid UTF-8 in a text message.
+    BadUtf8,
+    /// The socket died or the peer broke the framing rules.
+    Gone,
+}
+
+pub struct Reader<R> {
+    inner: WebSocketRead<R>,
+    max_message: usize,
+}
+
+/// Obligated sends are disabled (auto-pong/close off), so this is never called.
+async fn no_send(_: Frame<'_>) -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    pub fn new(mut inner: WebSocketRead<R>, max_message: usize) -> Self {
+        inner.set_auto_close(false);
+        inner.set_auto_pong(false);
+        inner.set_max_message_size(max_message);
+        Reader { inner, max_message }
+    }
+
+    /// Changes the cap (raised once the connection is authenticated).
+    pub fn set_max_message(&mut self, max: usize) {
+        self.max_message = max;
+        self.inner.set_max_message_size(max);
+    }
+
+    pub async fn next(&mut self) -> Incoming {
+        let mut buf: Option<(OpCode, Vec<u8>)> = None;
+        loop {
+            let frame = match self.inner.read_frame(&mut no_send).await {
+                Ok(f) => f,
+                Err(WebSocketError::FrameTooLarge) => return Incoming::TooBig,
+                Err(WebSocketError::InvalidUTF8) => return Incoming::BadUtf8,
+                Err(_) => return Incoming::Gone,
+            };
+            match frame.opcode {
+                OpCode::Ping => return Incoming::Ping(frame.payload.to_vec()),
+                OpCode::Pong => continue,
+                OpCode::Close => {
+                    let code = (frame.payload.len() >= 2)
+                        .then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
+                    return Incoming::Closed(code);
+                }
+                OpCode::Text | OpCode::Binary => {
+                    if buf.is_some() {
+                        return Incoming::Gone;
+                    }
+                    if frame.fin {
+                        return finish(frame.opcode, frame.payload.to_vec());
+                    }
+                    buf = Some((frame.opcode, frame.payload.to_vec()));
+                }
+                OpCode::Continuation => {
+                    let Some((_, data)) = buf.as_mut() else {
+                        return Incoming::Gone;
+                    };
+                    if data.len() + frame.payload.len() > self.max_message {
+                        return Incoming::TooBig;
+                    }
+                    data.extend_from_slice(&frame.payload);
+                    if frame.fin {
+                        let (op, data) = buf.take().unwrap_or((OpCode::Binary, Vec::new()));
+                        return finish(op, data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn finish(op: OpCode, data: Vec<u8>) -> Incoming {
+    if op == OpCode::Binary {
+        return Incoming::Binary;
+    }
+    match String::from_utf8(data) {
+        Ok(s) => Incoming::Text(s),
+        Err(_) => Incoming::BadUtf8,
+    }
+}
+
+/// Drains the outbound queue into the socket, batching what is ready before each flush.
+pub async fn run_writer<W: AsyncWrite + Unpin>(
+    mut ws: WebSocketWrite<W>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut batch = 0;
+        while let Some(msg) = next.take() {
+            match msg {
+                Outbound::Text(text) => {
+                    let len = text.len();
+                    let res = ws
+                        .write_frame(Frame::text(Payload::Owned(text.into_bytes())))
+                        .await;
+                    queued.fetch_sub(len, Ordering::AcqRel);
+                    if res.is_err() {
+                        return;
+                    }
+                }
+                Outbound::Pong(p) => {
+                    let len = p.len() + PONG_OVERHEAD;
+                    let res = ws.write_frame(Frame::pong(Payload::Owned(p))).await;
+                    queued.fetch_sub(len, Ordering::AcqRel);
+                    if res.is_err() {
+                        return;
+                    }
+                }
+                Outbound::Close(code, reason) => {
+                    let reason = truncate_reason(&reason);
+                    let frame = if code == 1005 {
+                        Frame::close_raw(Payload::Owned(Vec::new()))
+                    } else {
+                        Frame::close(code, reason.as_bytes())
+                    };
+                    let _ = ws.write_frame(frame).await;
+                    let _ = ws.flush().await;
+                    return;
+                }
+            }
+            batch += 1;
+            if batch < 64 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Close reasons are limited to 123 bytes by the WebSocket spec; cut on a char boundary.
+pub fn truncate_reason(reason: &str) -> &str {
+    if reason.len() <= 123 {
+        return reason;
+    }
+    let mut end = 123;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
