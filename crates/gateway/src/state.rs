@@ -27,6 +27,8 @@ pub struct Timings {
     pub tick_interval_ms: u64,
     pub handshake_timeout_ms: u64,
     pub health_refresh_ms: u64,
+    /// Outbound bytes queued per connection before it is closed as a slow consumer.
+    pub max_buffered_bytes: usize,
 }
 
 impl Timings {
@@ -48,6 +50,11 @@ impl Timings {
                 clawgate_protocol::HANDSHAKE_TIMEOUT_MS,
             ),
             health_refresh_ms: get("CLAWGATE_HEALTH_REFRESH_MS", 60_000),
+            max_buffered_bytes: usize::try_from(get(
+                "CLAWGATE_MAX_BUFFERED_BYTES",
+                clawgate_protocol::MAX_BUFFERED_BYTES as u64,
+            ))
+            .unwrap_or(clawgate_protocol::MAX_BUFFERED_BYTES),
         }
     }
 }

@@ -1,1 +1,26 @@
+//! Test kit: start the real `clawgate` binary on an ephemeral port, and speak raw
+//! WebSocket/HTTP to it. Everything goes over real loopback sockets.
 
+pub mod gateway;
+pub mod ws;
+
+pub use gateway::GatewayProcess;
+pub use ws::RawWs;
+
+use std::time::{Duration, Instant};
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -5,7 +5,7 @@ use crate::auth::Peer;
 use crate::devices::now_ms;
 use crate::methods;
 use crate::state::{Gateway, VERSION};
-use clawgate_protocol::{scopes, MAX_BUFFERED_BYTES, MAX_PAYLOAD, PROTOCOL_VERSION};
+use clawgate_protocol::{scopes, MAX_PAYLOAD, PROTOCOL_VERSION};
 use serde_json::{json, Value};
 
 /// Events this gateway may emit.
@@ -60,7 +60,7 @@ pub fn hello_ok(gw: &Gateway, s: &Session, _peer: &Peer) -> Value {
         "auth": auth,
         "policy": {
             "maxPayload": MAX_PAYLOAD,
-            "maxBufferedBytes": MAX_BUFFERED_BYTES,
+            "maxBufferedBytes": gw.timings.max_buffered_bytes,
             "tickIntervalMs": gw.timings.tick_interval_ms,
         },
     })

@@ -11,7 +11,7 @@ use crate::state::Gateway;
 use clawgate_protocol::connect::ConnectParams;
 use clawgate_protocol::error::ErrorShape;
 use clawgate_protocol::frame::{self, FrameError, Request};
-use clawgate_protocol::{close, MAX_BUFFERED_BYTES, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
+use clawgate_protocol::{close, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use fastwebsockets::WebSocket;
 use io::{Incoming, Reader};
 use serde_json::json;
@@ -34,7 +34,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (read, write) = ws.split(tokio::io::split);
-    let (outlet, rx, queued) = Outlet::new(MAX_BUFFERED_BYTES);
+    let (outlet, rx, queued) = Outlet::new(gw.timings.max_buffered_bytes);
     let writer = tokio::spawn(io::run_writer(write, rx, queued));
     let mut reader = Reader::new(read, MAX_PREAUTH_PAYLOAD);
 
@@ -57,14 +57,14 @@ where
         Ok(Some(s)) => s,
         Ok(None) => {
             drop(outlet);
-            let _ = writer.await;
+            linger(&mut reader, writer).await;
             return;
         }
         Err(_) => {
             debug!(peer = %peer.addr, "handshake timed out");
             outlet.close(close::POLICY, "handshake timeout");
             drop(outlet);
-            let _ = writer.await;
+            linger(&mut reader, writer).await;
             return;
         }
     };
@@ -151,7 +151,26 @@ where
     }
     drop(ctx);
     drop(outlet);
-    let _ = writer.await;
+    linger(&mut reader, writer).await;
+}
+
+/// Lets the writer deliver the close frame while unread input is discarded: closing a
+/// socket with unread data would reset it and the peer could lose the close frame.
+async fn linger<R: AsyncRead + Unpin>(reader: &mut Reader<R>, writer: tokio::task::JoinHandle<()>) {
+    let drain = async {
+        loop {
+            match reader.next().await {
+                Incoming::Closed(_) | Incoming::Gone | Incoming::TooBig | Incoming::BadUtf8 => break,
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tokio::join!(drain, async {
+            let _ = writer.await;
+        })
+    })
+    .await;
 }
 
 /// Reads the first frame and runs `connect`. `None` means the connection was refused and a
