@@ -22,7 +22,10 @@ fn start_with(config: &str, env: &[(&str, &str)]) -> GatewayProcess {
         bin(),
         Options {
             config: Some(config.to_string()),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             args: vec![],
         },
     )
@@ -35,9 +38,16 @@ async fn http(addr: std::net::SocketAddr, raw: &str) -> (u16, String) {
     s.write_all(raw.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     // A reset after the response (or instead of one) still leaves what was read.
-    let _ = tokio::time::timeout(SECS5, s.read_to_end(&mut buf)).await.expect("server answered in time");
+    let _ = tokio::time::timeout(SECS5, s.read_to_end(&mut buf))
+        .await
+        .expect("server answered in time");
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -52,7 +62,9 @@ async fn handshake_challenge_then_hello_ok() {
     let (nonce, ts) = ws.challenge().await;
     assert!(!nonce.is_empty());
     assert!(ts > 1_700_000_000_000, "ts is epoch ms");
-    let res = ws.connect_req(cli_params(&gw.token(), &["operator.read"])).await;
+    let res = ws
+        .connect_req(cli_params(&gw.token(), &["operator.read"]))
+        .await;
     assert_eq!(res["ok"], true, "{res}");
     let hello = &res["payload"];
     assert_eq!(hello["type"], "hello-ok");
@@ -61,8 +73,21 @@ async fn handshake_challenge_then_hello_ok() {
     assert_eq!(hello["auth"]["method"], "token");
     assert_eq!(hello["policy"]["tickIntervalMs"], 30000);
     assert_eq!(hello["policy"]["maxPayload"], 26214400);
-    let methods: Vec<&str> = hello["features"]["methods"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for m in ["health", "status", "system-presence", "logs.tail", "config.get", "device.pair.list", "last-heartbeat"] {
+    let methods: Vec<&str> = hello["features"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for m in [
+        "health",
+        "status",
+        "system-presence",
+        "logs.tail",
+        "config.get",
+        "device.pair.list",
+        "last-heartbeat",
+    ] {
         assert!(methods.contains(&m), "{m} missing from features.methods");
     }
     assert_eq!(hello["snapshot"]["presence"][0]["mode"], "gateway");
@@ -78,7 +103,9 @@ async fn wrong_token_is_refused_with_the_real_error_shape() {
     let gw = start();
     let mut ws = RawWs::connect(gw.addr).await;
     ws.challenge().await;
-    let res = ws.connect_req(cli_params("not-the-token", &["operator.read"])).await;
+    let res = ws
+        .connect_req(cli_params("not-the-token", &["operator.read"]))
+        .await;
     assert_eq!(res["ok"], false);
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
     assert_eq!(
@@ -89,7 +116,9 @@ async fn wrong_token_is_refused_with_the_real_error_shape() {
     assert_eq!(res["error"]["details"]["authReason"], "token_mismatch");
     let closed = ws.expect_close(SECS5).await;
     assert_eq!(closed.code, 1008);
-    assert!(closed.reason.starts_with("unauthorized: gateway token mismatch"));
+    assert!(closed
+        .reason
+        .starts_with("unauthorized: gateway token mismatch"));
 }
 
 #[tokio::test]
@@ -114,13 +143,17 @@ async fn failed_auth_locks_the_address_out_even_for_the_right_token() {
     for _ in 0..3 {
         let mut ws = RawWs::connect(gw.addr).await;
         ws.challenge().await;
-        let res = ws.connect_req(cli_params("wrong", &["operator.read"])).await;
+        let res = ws
+            .connect_req(cli_params("wrong", &["operator.read"]))
+            .await;
         assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
     }
     // Locked out: the right token is refused too, with a retry hint.
     let mut ws = RawWs::connect(gw.addr).await;
     ws.challenge().await;
-    let res = ws.connect_req(cli_params(&gw.token(), &["operator.read"])).await;
+    let res = ws
+        .connect_req(cli_params(&gw.token(), &["operator.read"]))
+        .await;
     assert_eq!(res["ok"], false, "{res}");
     assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED");
     assert_eq!(res["error"]["retryable"], true);
@@ -145,15 +178,22 @@ async fn first_frame_must_be_connect() {
     let gw = start();
     let mut ws = RawWs::connect(gw.addr).await;
     ws.challenge().await;
-    ws.send_json(&json!({"type":"req","id":"r1","method":"health","params":{}})).await;
+    ws.send_json(&json!({"type":"req","id":"r1","method":"health","params":{}}))
+        .await;
     let res = ws.recv(SECS5).await.unwrap();
     assert_eq!(res["id"], "r1");
     assert_eq!(res["ok"], false);
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
-    assert_eq!(res["error"]["message"], "invalid handshake: first request must be connect");
+    assert_eq!(
+        res["error"]["message"],
+        "invalid handshake: first request must be connect"
+    );
     let closed = ws.expect_close(SECS5).await;
     assert_eq!(closed.code, 1008);
-    assert_eq!(closed.reason, "invalid handshake: first request must be connect");
+    assert_eq!(
+        closed.reason,
+        "invalid handshake: first request must be connect"
+    );
 }
 
 #[tokio::test]
@@ -161,16 +201,28 @@ async fn oversized_preauth_frame_closes_1009() {
     let gw = start();
     let mut ws = RawWs::connect(gw.addr).await;
     ws.challenge().await;
-    let big = format!(r#"{{"type":"req","id":"c1","method":"connect","params":{{"pad":"{}"}}}}"#, "x".repeat(70 * 1024));
+    let big = format!(
+        r#"{{"type":"req","id":"c1","method":"connect","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(70 * 1024)
+    );
     ws.send_text(big).await;
     assert_eq!(ws.expect_close(SECS5).await.code, 1009);
     // A frame just under the cap is read (and refused for its content, not its size).
     let mut ws = RawWs::connect(gw.addr).await;
     ws.challenge().await;
-    let ok_size = format!(r#"{{"type":"req","id":"c1","method":"connect","params":{{"pad":"{}"}}}}"#, "x".repeat(60 * 1024));
+    let ok_size = format!(
+        r#"{{"type":"req","id":"c1","method":"connect","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(60 * 1024)
+    );
     ws.send_text(ok_size).await;
     let res = ws.recv(SECS5).await.unwrap();
-    assert!(res["error"]["message"].as_str().unwrap().starts_with("invalid connect params"), "{res}");
+    assert!(
+        res["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid connect params"),
+        "{res}"
+    );
 }
 
 #[tokio::test]
@@ -229,18 +281,28 @@ async fn foreign_origin_gets_403_before_the_upgrade() {
     assert_eq!(refused.err(), Some(403));
     // The gateway's own origin is accepted.
     let own = format!("http://127.0.0.1:{}", gw.port());
-    let mut ws = RawWs::connect_with(gw.addr, &[("origin", own.as_str())]).await.expect("own origin accepted");
+    let mut ws = RawWs::connect_with(gw.addr, &[("origin", own.as_str())])
+        .await
+        .expect("own origin accepted");
     ws.challenge().await;
 }
 
 #[tokio::test]
 async fn configured_origin_is_accepted() {
-    let gw = start_with("gateway:\n  allowedOrigins: [\"https://ui.example.com\"]\n", &[]);
+    let gw = start_with(
+        "gateway:\n  allowedOrigins: [\"https://ui.example.com\"]\n",
+        &[],
+    );
     let mut ws = RawWs::connect_with(gw.addr, &[("origin", "https://ui.example.com")])
         .await
         .expect("allowed origin");
     ws.challenge().await;
-    assert_eq!(RawWs::connect_with(gw.addr, &[("origin", "https://ui.example.com.evil.io")]).await.err(), Some(403));
+    assert_eq!(
+        RawWs::connect_with(gw.addr, &[("origin", "https://ui.example.com.evil.io")])
+            .await
+            .err(),
+        Some(403)
+    );
 }
 
 #[tokio::test]
@@ -252,8 +314,17 @@ async fn bad_host_header_is_rejected() {
     let (status, _) = http(gw.addr, "GET /healthz HTTP/1.0\r\n\r\n").await;
     assert_eq!(status, 421);
     // WebSocket upgrades are guarded too (DNS rebinding).
-    assert_eq!(RawWs::connect_with(gw.addr, &[("host", "rebind.example")]).await.err(), Some(421));
-    let (status, body) = http(gw.addr, &get("/healthz", &format!("localhost:{}", gw.port()))).await;
+    assert_eq!(
+        RawWs::connect_with(gw.addr, &[("host", "rebind.example")])
+            .await
+            .err(),
+        Some(421)
+    );
+    let (status, body) = http(
+        gw.addr,
+        &get("/healthz", &format!("localhost:{}", gw.port())),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -263,7 +334,10 @@ async fn http_probes_and_unknown_paths() {
     let host = format!("127.0.0.1:{}", gw.port());
     let (status, body) = http(gw.addr, &get("/healthz", &host)).await;
     assert_eq!(status, 200);
-    assert!(body.contains(r#""ok":true"#) && body.contains(r#""status":"live""#), "{body}");
+    assert!(
+        body.contains(r#""ok":true"#) && body.contains(r#""status":"live""#),
+        "{body}"
+    );
     let (status, body) = http(gw.addr, &get("/readyz", &host)).await;
     assert_eq!(status, 200);
     assert!(body.contains(r#""ready":true"#), "{body}");
@@ -275,7 +349,10 @@ async fn http_probes_and_unknown_paths() {
     let (status, _) = http(gw.addr, &format!("POST /x HTTP/1.1\r\nHost: {host}\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n")).await;
     assert_eq!(status, 413);
     // Oversized headers are refused by the HTTP layer.
-    let huge = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Pad: {}\r\n\r\n", "a".repeat(1024 * 1024));
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
     let (status, _) = http(gw.addr, &huge).await;
     assert_eq!(status, 431);
 }
@@ -296,10 +373,15 @@ async fn methods_scopes_and_unknown_methods() {
     let res = ws.call("last-heartbeat", json!({})).await;
     assert_eq!(res["ok"], true);
     assert!(res["payload"].is_null());
-    let res = ws.call("logs.tail", json!({"limit": 5, "maxBytes": 250000})).await;
+    let res = ws
+        .call("logs.tail", json!({"limit": 5, "maxBytes": 250000}))
+        .await;
     assert_eq!(res["ok"], true, "{res}");
     assert!(res["payload"]["lines"].as_array().unwrap().len() <= 5);
-    assert!(res["payload"]["file"].as_str().unwrap().ends_with("gateway.log"));
+    assert!(res["payload"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("gateway.log"));
     let res = ws.call("logs.tail", json!({"limit": 0})).await;
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
 
@@ -307,14 +389,21 @@ async fn methods_scopes_and_unknown_methods() {
     let res = admin.call("no.such.method", json!({})).await;
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
     assert_eq!(res["error"]["message"], "unknown method: no.such.method");
-    let res = admin.call("device.pair.approve", json!({"requestId": "nope"})).await;
+    let res = admin
+        .call("device.pair.approve", json!({"requestId": "nope"}))
+        .await;
     assert_eq!(res["error"]["message"], "unknown requestId");
 }
 
 #[tokio::test]
 async fn requested_scopes_outside_the_known_set_are_not_granted() {
     let gw = start();
-    let (_, hello) = connect_cli(gw.addr, &gw.token(), &["operator.read", "operator.root", "admin"]).await;
+    let (_, hello) = connect_cli(
+        gw.addr,
+        &gw.token(),
+        &["operator.read", "operator.root", "admin"],
+    )
+    .await;
     assert_eq!(hello["auth"]["scopes"], json!(["operator.read"]));
 }
 
@@ -336,9 +425,13 @@ async fn probe_clients_negotiate_v3_to_v4() {
 #[tokio::test]
 async fn forwarded_headers_from_an_untrusted_peer_are_not_local() {
     let gw = start();
-    let mut ws = RawWs::connect_with(gw.addr, &[("x-forwarded-for", "127.0.0.1")]).await.unwrap();
+    let mut ws = RawWs::connect_with(gw.addr, &[("x-forwarded-for", "127.0.0.1")])
+        .await
+        .unwrap();
     ws.challenge().await;
-    let res = ws.connect_req(cli_params(&gw.token(), &["operator.read"])).await;
+    let res = ws
+        .connect_req(cli_params(&gw.token(), &["operator.read"]))
+        .await;
     assert_eq!(res["ok"], true);
     // Authenticated, but not the local CLI: no scopes beyond health.
     assert_eq!(res["payload"]["auth"]["scopes"], json!([]));
@@ -350,7 +443,10 @@ async fn forwarded_headers_from_an_untrusted_peer_are_not_local() {
 
 #[tokio::test]
 async fn config_get_never_shows_the_token() {
-    let gw = start_with("gateway:\n  auth:\n    token: \"abc-very-secret-token-value-1234567890XYZ\"\n", &[]);
+    let gw = start_with(
+        "gateway:\n  auth:\n    token: \"abc-very-secret-token-value-1234567890XYZ\"\n",
+        &[],
+    );
     let token = "abc-very-secret-token-value-1234567890XYZ";
     let (mut ws, _) = connect_cli(gw.addr, token, &["operator.read"]).await;
     let res = ws.call("config.get", json!({})).await;
@@ -374,7 +470,8 @@ async fn ticks_and_presence_carry_contiguous_seq() {
     let mut ui = RawWs::connect(gw.addr).await;
     ui.challenge().await;
     let mut p = cli_params(&gw.token(), &["operator.read"]);
-    p["client"] = json!({"id": "gateway-client", "version": "t", "platform": "linux", "mode": "ui"});
+    p["client"] =
+        json!({"id": "gateway-client", "version": "t", "platform": "linux", "mode": "ui"});
     assert_eq!(ui.connect_req(p).await["ok"], true);
     let mut seqs = Vec::new();
     let mut saw_presence = false;
@@ -406,7 +503,11 @@ async fn slow_consumer_is_closed_1008() {
     let req = json!({"type":"req","id":"p","method":"system-presence"}).to_string();
     for _ in 0..40_000 {
         let msg = tokio_tungstenite::tungstenite::Message::text(req.clone());
-        let sent = tokio::time::timeout(Duration::from_secs(2), futures_util::SinkExt::send(&mut ws.ws, msg)).await;
+        let sent = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures_util::SinkExt::send(&mut ws.ws, msg),
+        )
+        .await;
         if !matches!(sent, Ok(Ok(()))) {
             break;
         }
@@ -431,7 +532,9 @@ async fn sigterm_sends_shutdown_then_1012_and_exits_0() {
     let closed = ws.expect_close(SECS5).await;
     assert_eq!(closed.code, 1012);
     assert_eq!(closed.reason, "service restart");
-    let status = gw.wait_exit(Duration::from_secs(2)).expect("exited within 2 s");
+    let status = gw
+        .wait_exit(Duration::from_secs(2))
+        .expect("exited within 2 s");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -439,7 +542,9 @@ async fn sigterm_sends_shutdown_then_1012_and_exits_0() {
 async fn sigint_also_shuts_down_cleanly() {
     let mut gw = start();
     gw.signal(libc::SIGINT);
-    let status = gw.wait_exit(Duration::from_secs(2)).expect("exited within 2 s");
+    let status = gw
+        .wait_exit(Duration::from_secs(2))
+        .expect("exited within 2 s");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -447,7 +552,12 @@ async fn sigint_also_shuts_down_cleanly() {
 async fn ping_gets_pong() {
     let gw = start();
     let (mut ws, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
-    futures_util::SinkExt::send(&mut ws.ws, tokio_tungstenite::tungstenite::Message::Ping(b"hi".to_vec().into())).await.unwrap();
+    futures_util::SinkExt::send(
+        &mut ws.ws,
+        tokio_tungstenite::tungstenite::Message::Ping(b"hi".to_vec().into()),
+    )
+    .await
+    .unwrap();
     let pong = tokio::time::timeout(SECS5, async {
         loop {
             match futures_util::StreamExt::next(&mut ws.ws).await {

@@ -47,7 +47,12 @@ pub fn write_config(home: &Path, text: &str) {
 }
 
 /// Spawns `bin gateway run` with `CLAWGATE_HOME=home` and returns without waiting.
-pub fn spawn(bin: &Path, home: &Path, opts: &Options, port: &str) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
+pub fn spawn(
+    bin: &Path,
+    home: &Path,
+    opts: &Options,
+    port: &str,
+) -> (Child, Arc<Mutex<String>>, Arc<Mutex<String>>) {
     let mut cmd = Command::new(bin);
     cmd.arg("gateway").arg("run").arg("--port").arg(port);
     cmd.args(&opts.args);
@@ -74,8 +79,11 @@ impl GatewayProcess {
     /// Starts the gateway on an ephemeral loopback port and waits until it listens.
     pub fn start(bin: &Path, opts: Options) -> GatewayProcess {
         let home = tempfile::tempdir().expect("tempdir");
-        std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .expect("chmod");
+        std::fs::set_permissions(
+            home.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod");
         if let Some(cfg) = &opts.config {
             write_config(home.path(), cfg);
         }
@@ -88,7 +96,10 @@ impl GatewayProcess {
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = loop {
             let line = stdout.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(rest) = line.lines().find_map(|l| l.strip_prefix("clawgate listening on ")) {
+            if let Some(rest) = line
+                .lines()
+                .find_map(|l| l.strip_prefix("clawgate listening on "))
+            {
                 break rest.trim().parse().expect("listening address");
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -130,7 +141,10 @@ impl GatewayProcess {
     }
 
     pub fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn signal(&self, sig: i32) {
@@ -159,8 +173,7 @@ impl GatewayProcess {
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let home = std::mem::replace(&mut self.home, tempfile::tempdir().expect("tempdir"));
-        home
+        std::mem::replace(&mut self.home, tempfile::tempdir().expect("tempdir"))
     }
 }
 
@@ -172,7 +185,13 @@ impl Drop for GatewayProcess {
 }
 
 /// Runs the binary to completion with a deadline: (exit status, stdout, stderr).
-pub fn run_to_exit(bin: &Path, home: &Path, opts: &Options, port: &str, timeout: Duration) -> (ExitStatus, String, String) {
+pub fn run_to_exit(
+    bin: &Path,
+    home: &Path,
+    opts: &Options,
+    port: &str,
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
     let (mut child, stdout, stderr) = spawn(bin, home, opts, port);
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -182,7 +201,10 @@ pub fn run_to_exit(bin: &Path, home: &Path, opts: &Options, port: &str, timeout:
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("process did not exit in time; stderr:\n{}", stderr.lock().unwrap_or_else(|p| p.into_inner()));
+            panic!(
+                "process did not exit in time; stderr:\n{}",
+                stderr.lock().unwrap_or_else(|p| p.into_inner())
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };

