@@ -185,6 +185,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         info!(path = %config.path.display(), "wrote a default config file");
     }
 
+    raise_nofile_limit();
     let listener = bind(&addrs).await?;
     let local = listener.local_addr().map_err(|e| StartError {
         code: 1,
@@ -246,6 +247,21 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     }
     shutdown(&gw).await;
     Ok(())
+}
+
+/// Many idle clients each hold a descriptor: lift the soft limit to the hard one.
+fn raise_nofile_limit() {
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 async fn bind(addrs: &[SocketAddr]) -> Result<TcpListener, StartError> {
