@@ -36,7 +36,10 @@ impl Drop for Gateway {
 fn raise_nofile() {
     // SAFETY: plain getrlimit/setrlimit on our own process.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
@@ -66,15 +69,27 @@ fn start_gateway(bin: &Path) -> Result<(Gateway, Duration)> {
         .strip_prefix("clawgate listening on ")
         .ok_or_else(|| anyhow!("unexpected first line: {line:?}"))?
         .parse()?;
-    let token = std::fs::read_to_string(home.path().join("credentials/gateway-token"))?.trim().to_string();
-    Ok((Gateway { child, _home: home, addr, token }, started.elapsed()))
+    let token = std::fs::read_to_string(home.path().join("credentials/gateway-token"))?
+        .trim()
+        .to_string();
+    Ok((
+        Gateway {
+            child,
+            _home: home,
+            addr,
+            token,
+        },
+        started.elapsed(),
+    ))
 }
 
 /// Time from spawn until `GET /readyz` answers 200.
 fn time_to_ready(bin: &Path) -> Result<Duration> {
     use std::io::{Read, Write};
     let home = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let t0 = Instant::now();
     let mut child = Command::new(bin)
         .args(["gateway", "run", "--port", &port.to_string()])
@@ -89,7 +104,9 @@ fn time_to_ready(bin: &Path) -> Result<Duration> {
             break Err(anyhow!("not ready within 10 s"));
         }
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let req = format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+            let req = format!(
+                "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
             if s.write_all(req.as_bytes()).is_ok() {
                 let mut buf = String::new();
                 let _ = s.read_to_string(&mut buf);
@@ -128,7 +145,10 @@ async fn connect(addr: SocketAddr, token: &str) -> Result<Ws> {
         "role":"operator","scopes":["operator.read"],"auth":{"token":token}}});
     ws.send(Message::text(connect.to_string())).await?;
     loop {
-        let msg = ws.next().await.ok_or_else(|| anyhow!("closed during handshake"))??;
+        let msg = ws
+            .next()
+            .await
+            .ok_or_else(|| anyhow!("closed during handshake"))??;
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(t.as_str())?;
             if v["type"] == "res" {
@@ -150,7 +170,12 @@ struct RpcStats {
 }
 
 /// Each connection sends `health`, waits for its reply, repeats (closed loop).
-async fn rpc_load(addr: SocketAddr, token: &str, conns: usize, duration: Duration) -> Result<RpcStats> {
+async fn rpc_load(
+    addr: SocketAddr,
+    token: &str,
+    conns: usize,
+    duration: Duration,
+) -> Result<RpcStats> {
     let mut sockets = Vec::with_capacity(conns);
     for _ in 0..conns {
         sockets.push(connect(addr, token).await?);
@@ -169,7 +194,9 @@ async fn rpc_load(addr: SocketAddr, token: &str, conns: usize, duration: Duratio
                 ws.send(Message::text(req)).await?;
                 loop {
                     match ws.next().await {
-                        Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"res""#) => break,
+                        Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"res""#) => {
+                            break
+                        }
                         Some(Ok(_)) => continue,
                         _ => bail!("connection lost"),
                     }
@@ -229,7 +256,9 @@ async fn idle_connections(gw: &Gateway, n: usize) -> Result<(u64, u64)> {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -242,25 +271,47 @@ async fn main() -> Result<()> {
     raise_nofile();
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).cloned().unwrap_or_else(|| "all".into());
-    let bin = PathBuf::from(arg(&args, "--gateway").unwrap_or_else(|| "target/release/clawgate".into()));
-    let conns: usize = arg(&args, "--conns").and_then(|v| v.parse().ok()).unwrap_or(50);
-    let secs: u64 = arg(&args, "--seconds").and_then(|v| v.parse().ok()).unwrap_or(10);
-    let idle: usize = arg(&args, "--idle").and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let bin =
+        PathBuf::from(arg(&args, "--gateway").unwrap_or_else(|| "target/release/clawgate".into()));
+    let conns: usize = arg(&args, "--conns")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let secs: u64 = arg(&args, "--seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let idle: usize = arg(&args, "--idle")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     if !bin.exists() {
-        bail!("{} not found: build it with `cargo build --release -p clawgate`", bin.display());
+        bail!(
+            "{} not found: build it with `cargo build --release -p clawgate`",
+            bin.display()
+        );
     }
     println!("# clawgate bench ({mode}), gateway {}", bin.display());
-    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     if mode == "all" || mode == "startup" {
         let mut ready = Vec::new();
         for _ in 0..10 {
             ready.push(time_to_ready(&bin)?);
         }
         let best = *ready.iter().min().unwrap_or(&Duration::ZERO);
-        println!("startup → /readyz 200: median {:.1} ms, best {:.1} ms (10 runs)", median(ready).as_secs_f64() * 1e3, best.as_secs_f64() * 1e3);
+        println!(
+            "startup → /readyz 200: median {:.1} ms, best {:.1} ms (10 runs)",
+            median(ready).as_secs_f64() * 1e3,
+            best.as_secs_f64() * 1e3
+        );
         let (gw, _) = start_gateway(&bin)?;
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        println!("idle RSS after 1 s: {:.1} MB", rss_kb(gw.child.id())? as f64 / 1024.0);
+        println!(
+            "idle RSS after 1 s: {:.1} MB",
+            rss_kb(gw.child.id())? as f64 / 1024.0
+        );
     }
     if mode == "all" || mode == "rpc" {
         let (gw, _) = start_gateway(&bin)?;
@@ -274,7 +325,10 @@ async fn main() -> Result<()> {
             s.p99_us as f64 / 1e3,
             s.max_us as f64 / 1e3
         );
-        println!("gateway RSS after the load: {:.1} MB", rss_kb(gw.child.id())? as f64 / 1024.0);
+        println!(
+            "gateway RSS after the load: {:.1} MB",
+            rss_kb(gw.child.id())? as f64 / 1024.0
+        );
     }
     if mode == "all" || mode == "idle" {
         let (gw, _) = start_gateway(&bin)?;
