@@ -306,3 +306,31 @@ async fn a_proxied_device_is_not_auto_paired_until_approved() {
         .await;
     assert_eq!(again["error"]["message"], "unknown requestId");
 }
+
+#[tokio::test]
+async fn removing_a_device_closes_its_sessions_and_voids_its_token() {
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let dev = Device::new();
+    let (mut live, res) = connect_device(&gw, &dev, json!({"token": gw.token()}), 3, &[]).await;
+    assert_eq!(res["ok"], true);
+    let token = res["payload"]["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut admin, _) = connect_cli(gw.addr, &gw.token(), &["operator.pairing"]).await;
+    let r = admin
+        .call("device.pair.remove", json!({"deviceId": dev.id()}))
+        .await;
+    assert_eq!(r["payload"]["closedConnections"], 1, "{r}");
+    let closed = live.expect_close(Duration::from_secs(5)).await;
+    assert_eq!(closed.code, 4001);
+    let (_, res) = connect_device(&gw, &dev, json!({"deviceToken": token}), 3, &[]).await;
+    assert_eq!(
+        res["ok"], false,
+        "a removed device's token still works: {res}"
+    );
+    let r = admin
+        .call("device.pair.remove", json!({"deviceId": dev.id()}))
+        .await;
+    assert_eq!(r["error"]["message"], "unknown deviceId");
+}

@@ -100,6 +100,8 @@ impl Outlet {
 pub struct Conn {
     pub outlet: Outlet,
     pub scopes: Vec<String>,
+    /// The paired device this connection authenticated as, if any.
+    pub device_id: Option<String>,
     seq: AtomicU64,
 }
 
@@ -118,15 +120,30 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, id: u64, outlet: Outlet, scopes: Vec<String>) {
+    pub fn insert(&self, id: u64, outlet: Outlet, scopes: Vec<String>, device_id: Option<String>) {
         self.lock().insert(
             id,
             Arc::new(Conn {
                 outlet,
                 scopes,
+                device_id,
                 seq: AtomicU64::new(0),
             }),
         );
+    }
+
+    /// Closes the live connections of one device (its pairing was removed); returns how many.
+    pub fn close_device(&self, device_id: &str, code: u16, reason: &str) -> usize {
+        let conns = self.lock();
+        let mut n = 0;
+        for conn in conns
+            .values()
+            .filter(|c| c.device_id.as_deref() == Some(device_id))
+        {
+            conn.outlet.close(code, reason);
+            n += 1;
+        }
+        n
     }
 
     pub fn remove(&self, id: u64) {

@@ -103,6 +103,64 @@ impl<'a> MakeWriter<'a> for RedactingWriter<Stderr> {
     }
 }
 
+/// One JSON object per line in the shape OpenClaw's own log uses, so `openclaw logs`
+/// renders it as `time level message`: `{"time","0":message,"_meta":{logLevelName,…}}`.
+struct JsonLine;
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    extra: String,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.extra, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.extra, " {}={value}", field.name());
+        }
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing_subscriber::fmt::time::FormatTime;
+        let mut time = String::new();
+        tracing_subscriber::fmt::time::SystemTime
+            .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut time))?;
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = event.metadata().level().as_str();
+        let line = serde_json::json!({
+            "time": time,
+            "level": level.to_ascii_lowercase(),
+            "0": format!("{}{}", fields.message, fields.extra),
+            "_meta": {"logLevelName": level, "date": time, "name": "clawgate"},
+        });
+        writeln!(writer, "{line}")
+    }
+}
+
 /// Installs the global subscriber. `log_file` gets JSON lines (0600); stderr gets text.
 pub fn init(log_file: Option<&Path>, redactor: &Redactor) -> io::Result<()> {
     let filter =
@@ -129,10 +187,7 @@ pub fn init(log_file: Option<&Path>, redactor: &Redactor) -> io::Result<()> {
                 .open(path)?;
             Some(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(false)
-                    .with_span_list(false)
-                    .with_target(false)
+                    .event_format(JsonLine)
                     .with_writer(RedactingWriter {
                         inner: SharedFile(Arc::new(Mutex::new(file))),
                         redactor: redactor.clone(),

@@ -61,6 +61,11 @@ pub fn remove(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .remove(id)
             .map_err(ErrorShape::unavailable)?
             .ok_or_else(|| ErrorShape::invalid("unknown deviceId"))?;
-        Ok(json!({"deviceId": dev.device_id, "removed": true}))
+        // Its credentials are gone: so are its live sessions.
+        let closed = ctx
+            .gw
+            .conns
+            .close_device(&dev.device_id, 4001, "device removed");
+        Ok(json!({"deviceId": dev.device_id, "removed": true, "closedConnections": closed}))
     })
 }

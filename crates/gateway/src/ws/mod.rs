@@ -71,8 +71,12 @@ where
 
     reader.set_max_message(MAX_PAYLOAD);
     let conn_id = session.conn_id;
-    gw.conns
-        .insert(conn_id, outlet.clone(), session.grant.scopes.clone());
+    gw.conns.insert(
+        conn_id,
+        outlet.clone(),
+        session.grant.scopes.clone(),
+        session.grant.device_id.clone(),
+    );
     let listed = !clawgate_protocol::is_ephemeral_mode(&session.params.client.mode);
     if listed {
         gw.add_presence(conn_id, hello::presence_entry(&session, &peer));
