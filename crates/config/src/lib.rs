@@ -4,6 +4,7 @@
 pub mod paths;
 pub mod secret;
 mod validate;
+mod validate_agent;
 pub mod yaml;
 
 use ipnet::IpNet;
@@ -70,12 +71,139 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+/// Which wire API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderApi {
+    /// `POST {baseUrl}/chat/completions` (OpenAI, Ollama, LM Studio, llama.cpp, vLLM, OpenRouter).
+    OpenAiCompletions,
+    /// `POST {baseUrl}/v1/messages`.
+    AnthropicMessages,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    pub id: String,
+    pub name: Option<String>,
+    pub context_window: u64,
+    pub max_tokens: u32,
+}
+
+/// `models.providers.<id>`.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub api: ProviderApi,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub models: Vec<ModelEntry>,
+    /// Extra request headers; values may be secrets, so they are never printed.
+    pub headers: Vec<(String, Secret)>,
+    pub connect_timeout_ms: u64,
+    pub first_token_timeout_ms: u64,
+    pub total_timeout_ms: u64,
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    /// A message arriving during a run waits for it.
+    Followup,
+    /// A message arriving during a run aborts it.
+    Interrupt,
+}
+
+/// `agents.defaults`.
+#[derive(Debug, Clone)]
+pub struct AgentDefaults {
+    /// `"<provider>/<model>"`.
+    pub model: Option<String>,
+    pub fallbacks: Vec<String>,
+    /// `None` ⇒ `$CLAWGATE_HOME/workspace`.
+    pub workspace: Option<PathBuf>,
+    pub max_tool_iterations: u32,
+    pub timeout_ms: u64,
+    pub queue_mode: QueueMode,
+    pub bootstrap_max_chars: usize,
+    pub context_tokens: Option<u64>,
+}
+
+impl Default for AgentDefaults {
+    fn default() -> Self {
+        AgentDefaults {
+            model: None,
+            fallbacks: Vec::new(),
+            workspace: None,
+            max_tool_iterations: 25,
+            timeout_ms: 600_000,
+            queue_mode: QueueMode::Followup,
+            bootstrap_max_chars: 20_000,
+            context_tokens: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecMode {
+    Deny,
+    Allowlist,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    pub mode: ExecMode,
+    /// Programs that may run in allowlist mode (absolute paths, or bare names looked up in /usr/bin:/bin).
+    pub allowlist: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebFetchConfig {
+    pub enabled: bool,
+    pub max_response_bytes: usize,
+    pub timeout_ms: u64,
+    pub max_redirects: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolsConfig {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub exec: ExecConfig,
+    pub web_fetch: WebFetchConfig,
+    /// Largest tool output handed to the model (bytes).
+    pub max_output_bytes: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            exec: ExecConfig {
+                mode: ExecMode::Deny,
+                allowlist: Vec::new(),
+                timeout_ms: 30_000,
+            },
+            web_fetch: WebFetchConfig {
+                enabled: true,
+                max_response_bytes: 750_000,
+                timeout_ms: 30_000,
+                max_redirects: 3,
+            },
+            max_output_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// Plain data: the running gateway is built from it.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this came from (it may not exist: then every value is a default).
     pub path: PathBuf,
     pub gateway: GatewayConfig,
+    pub providers: Vec<ProviderConfig>,
+    pub agent: AgentDefaults,
+    pub tools: ToolsConfig,
 }
 
 impl Default for Config {
@@ -94,6 +222,9 @@ impl Default for Config {
                 allowed_origins: Vec::new(),
                 trusted_proxies: Vec::new(),
             },
+            providers: Vec::new(),
+            agent: AgentDefaults::default(),
+            tools: ToolsConfig::default(),
         }
     }
 }

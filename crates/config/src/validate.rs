@@ -39,14 +39,14 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: String,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             pos: Some(pos),
@@ -56,7 +56,7 @@ impl Ctx<'_> {
     }
 
     /// The entries of a mapping node, reporting unknown keys (with a near-miss hint).
-    fn mapping<'n>(
+    pub(crate) fn mapping<'n>(
         &mut self,
         node: &'n Node,
         key: &str,
@@ -95,7 +95,7 @@ impl Ctx<'_> {
     }
 
     /// A string scalar with `${ENV}` substituted.
-    fn string(&mut self, node: &Node, key: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, key: &str) -> Option<String> {
         match &node.value {
             Value::Scalar(s, _) if !node.is_null() => match substitute(s, self.env) {
                 Ok(v) => Some(v),
@@ -115,7 +115,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn integer(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
+    pub(crate) fn integer(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
         match &node.value {
             Value::Scalar(s, false) if !node.is_null() => match s.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Some(n),
@@ -143,7 +143,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<(String, Pos)>> {
+    pub(crate) fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<(String, Pos)>> {
         if node.is_null() {
             return Some(Vec::new());
         }
@@ -166,14 +166,14 @@ impl Ctx<'_> {
     }
 }
 
-fn describe(node: &Node) -> String {
+pub(crate) fn describe(node: &Node) -> String {
     match &node.value {
         Value::Scalar(s, _) if !node.is_null() => format!("`{s}`"),
         _ => node.kind().to_string(),
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
+pub(crate) fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
     } else {
@@ -182,7 +182,7 @@ fn join(prefix: &str, key: &str) -> String {
 }
 
 /// The closest allowed key, when it is a plausible typo.
-fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     let lower = key.to_ascii_lowercase();
     allowed
         .iter()
@@ -274,12 +274,17 @@ pub(crate) fn parse(
         env,
         errors: Vec::new(),
     };
-    if let Some(entries) = ctx.mapping(&root, "", &["gateway"]) {
+    if let Some(entries) = ctx.mapping(&root, "", &["gateway", "models", "agents", "tools"]) {
         for (k, _, v) in entries {
-            if k == "gateway" {
-                gateway(&mut ctx, v, &mut cfg);
+            match k.as_str() {
+                "gateway" => gateway(&mut ctx, v, &mut cfg),
+                "models" => crate::validate_agent::models(&mut ctx, v, &mut cfg),
+                "agents" => crate::validate_agent::agents(&mut ctx, v, &mut cfg),
+                "tools" => crate::validate_agent::tools(&mut ctx, v, &mut cfg),
+                _ => {}
             }
         }
+        crate::validate_agent::cross_check(&mut ctx, &root, &cfg);
     }
     if ctx.errors.is_empty() {
         Ok(cfg)
