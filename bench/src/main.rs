@@ -49,7 +49,14 @@ fn raise_nofile() {
 
 /// Starts the gateway and returns once it printed its listening line, with the elapsed time.
 fn start_gateway(bin: &Path) -> Result<(Gateway, Duration)> {
+    start_gateway_with(bin, None)
+}
+
+fn start_gateway_with(bin: &Path, config: Option<&str>) -> Result<(Gateway, Duration)> {
     let home = tempfile::tempdir()?;
+    if let Some(c) = config {
+        std::fs::write(home.path().join("config.yaml"), c)?;
+    }
     let started = Instant::now();
     let mut child = Command::new(bin)
         .args(["gateway", "run", "--port", "0"])
@@ -135,6 +142,10 @@ fn rss_kb(pid: u32) -> Result<u64> {
 type Ws = WebSocketStream<TcpStream>;
 
 async fn connect(addr: SocketAddr, token: &str) -> Result<Ws> {
+    connect_scoped(addr, token, &["operator.read"]).await
+}
+
+async fn connect_scoped(addr: SocketAddr, token: &str, scopes: &[&str]) -> Result<Ws> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp).await?;
@@ -142,7 +153,7 @@ async fn connect(addr: SocketAddr, token: &str) -> Result<Ws> {
     let connect = json!({"type":"req","id":"1","method":"connect","params":{
         "minProtocol":4,"maxProtocol":4,
         "client":{"id":"cli","version":"bench","platform":"linux","mode":"cli"},
-        "role":"operator","scopes":["operator.read"],"auth":{"token":token}}});
+        "role":"operator","scopes":scopes,"auth":{"token":token}}});
     ws.send(Message::text(connect.to_string())).await?;
     loop {
         let msg = ws
@@ -255,6 +266,144 @@ async fn idle_connections(gw: &Gateway, n: usize) -> Result<(u64, u64)> {
     Ok((before, after))
 }
 
+/// Sends `chat.send` on `ws` and waits for the run's final `chat` event; returns the
+/// latency and the longest gap between two consecutive events of the run.
+async fn chat_turn(ws: &mut Ws, session: &str, run: &str) -> Result<(Duration, Duration)> {
+    let req = json!({"type":"req","id":run,"method":"chat.send","params":{"sessionKey":session,"message":"hello","idempotencyKey":run}});
+    let t0 = Instant::now();
+    ws.send(Message::text(req.to_string())).await?;
+    let mut last = Instant::now();
+    let mut max_gap = Duration::ZERO;
+    loop {
+        let msg = ws.next().await.ok_or_else(|| anyhow!("closed"))??;
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str())?;
+        if v["payload"]["runId"] != run {
+            continue;
+        }
+        let now = Instant::now();
+        max_gap = max_gap.max(now - last);
+        last = now;
+        if v["event"] == "chat" {
+            match v["payload"]["state"].as_str() {
+                Some("final") => return Ok((t0.elapsed(), max_gap)),
+                Some("error") | Some("aborted") => bail!("run failed: {v}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The fake LLM's own time for one streamed completion, measured directly.
+async fn llm_direct(base: &str, n: usize) -> Result<Vec<Duration>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    let body = json!({"model":"fake-model","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}).to_string();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let mut s = TcpStream::connect(&addr).await?;
+        let req = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        out.push(t0.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn chat_bench(bin: &Path, turns: usize, concurrent: usize) -> Result<()> {
+    let fake = clawgate_testkit::FakeLlm::start().await;
+    let cfg = format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n",
+        fake.openai_base_url()
+    );
+    let (gw, _) = start_gateway_with(bin, Some(&cfg))?;
+    // Sequential turns with an instant LLM: the gateway's own overhead.
+    let mut ws = connect_rw(gw.addr, &gw.token).await?;
+    for i in 0..20 {
+        chat_turn(&mut ws, "warm", &format!("warm-{i}")).await?;
+    }
+    let mut lat = Vec::with_capacity(turns);
+    for i in 0..turns {
+        lat.push(
+            chat_turn(&mut ws, &format!("s{}", i % 10), &format!("t-{i}"))
+                .await?
+                .0,
+        );
+    }
+    lat.sort();
+    let direct = llm_direct(&fake.openai_base_url(), turns.min(500)).await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "chat turn, instant fake LLM, {turns} turns: chat.send → final p50 {:.2} ms, p99 {:.2} ms; the LLM alone p50 {:.2} ms, p99 {:.2} ms; gateway overhead p50 {:.2} ms, p99 {:.2} ms",
+        ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99)), ms(pct(&direct, 0.5)), ms(pct(&direct, 0.99)),
+        ms(pct(&lat, 0.5).saturating_sub(pct(&direct, 0.5))), ms(pct(&lat, 0.99).saturating_sub(pct(&direct, 0.99)))
+    );
+    // Many sessions streaming at once (the fake streams 40 words, 50 ms apart).
+    let mut tasks = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..concurrent {
+        let addr = gw.addr;
+        let token = gw.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ws = connect_rw(addr, &token).await?;
+            let req = json!({"type":"req","id":"x","method":"chat.send","params":{"sessionKey":format!("c{i}"),"message":"SLOWTEST stream","idempotencyKey":format!("c-{i}")}});
+            ws.send(Message::text(req.to_string())).await?;
+            let run = format!("c-{i}");
+            let mut last = Instant::now();
+            let mut max_gap = Duration::ZERO;
+            loop {
+                let msg = ws.next().await.ok_or_else(|| anyhow!("closed"))??;
+                let Message::Text(t) = msg else { continue };
+                let v: Value = serde_json::from_str(t.as_str())?;
+                if v["event"] != "chat" || v["payload"]["runId"] != run.as_str() {
+                    continue;
+                }
+                let now = Instant::now();
+                max_gap = max_gap.max(now - last);
+                last = now;
+                match v["payload"]["state"].as_str() {
+                    Some("final") => return Ok::<_, anyhow::Error>(max_gap),
+                    Some("error") | Some("aborted") => bail!("run failed: {v}"),
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let mut gaps = Vec::new();
+    for t in tasks {
+        gaps.push(t.await??);
+    }
+    gaps.sort();
+    println!(
+        "{concurrent} sessions streaming at once (40 deltas each, 50 ms apart): all finished in {:.2} s; longest gap between deltas p50 {:.0} ms, max {:.0} ms",
+        t0.elapsed().as_secs_f64(),
+        ms(pct(&gaps, 0.5)),
+        ms(*gaps.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "gateway RSS after the chat load: {:.1} MB",
+        rss_kb(gw.child.id())? as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn connect_rw(addr: SocketAddr, token: &str) -> Result<Ws> {
+    connect_scoped(addr, token, &["operator.read", "operator.write"]).await
+}
+
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
@@ -329,6 +478,15 @@ async fn main() -> Result<()> {
             "gateway RSS after the load: {:.1} MB",
             rss_kb(gw.child.id())? as f64 / 1024.0
         );
+    }
+    if mode == "all" || mode == "chat" {
+        let turns: usize = arg(&args, "--turns")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        let concurrent: usize = arg(&args, "--sessions")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        chat_bench(&bin, turns, concurrent).await?;
     }
     if mode == "all" || mode == "idle" {
         let (gw, _) = start_gateway(&bin)?;

@@ -238,6 +238,25 @@ impl Connection {
             .map_err(|_| ClientError::Timeout("the reply"))?
     }
 
+    /// Sends a request without waiting; returns its id.
+    pub async fn send_req(&mut self, method: &str, params: Value) -> Result<String, ClientError> {
+        let id = self.next_id.to_string();
+        self.next_id += 1;
+        let req = json!({"type": "req", "id": id, "method": method, "params": params});
+        self.ws
+            .send(Message::text(req.to_string()))
+            .await
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        Ok(id)
+    }
+
+    /// The next frame from the gateway (events and responses alike).
+    pub async fn next_frame(&mut self) -> Result<Value, ClientError> {
+        next_json(&mut self.ws)
+            .await?
+            .ok_or_else(|| ClientError::Unreachable("connection closed by the gateway".into()))
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }

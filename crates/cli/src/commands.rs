@@ -64,7 +64,7 @@ fn local_host(cfg: &Config) -> String {
 }
 
 /// Where and how to connect: flags, then environment, then the local config and token file.
-fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
+pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
     let (cfg, _) = local_config(flag);
     let url = conn
         .url
@@ -141,7 +141,7 @@ fn host_port(url: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_string()
 }
 
-fn print_client_error(e: &ClientError, t: &Target) -> u8 {
+pub fn print_client_error(e: &ClientError, t: &Target) -> u8 {
     let hint = e.hint(t);
     fail(&e.to_string(), hint.as_deref())
 }

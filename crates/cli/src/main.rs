@@ -1,5 +1,6 @@
 //! `clawgate`: run the gateway, and talk to it as a client.
 
+mod chat;
 mod client;
 mod commands;
 
@@ -36,6 +37,25 @@ enum Command {
     Doctor,
     /// Print the browser URL (with the token in the fragment) for the Control UI
     Dashboard,
+    /// Run one agent turn through the gateway, streaming the reply
+    Agent {
+        /// The message to send
+        #[arg(long, short = 'm')]
+        message: String,
+        /// Session key (default: the main session)
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Interactive chat with the agent (Ctrl-C stops a reply, /reset, /model)
+    Chat {
+        /// Session key (default: the main session)
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +133,12 @@ fn main() -> ExitCode {
             Command::Status(conn) => commands::status(config, conn).await,
             Command::Doctor => commands::doctor(config).await,
             Command::Dashboard => commands::dashboard(config),
+            Command::Agent {
+                message,
+                session,
+                conn,
+            } => chat::agent(config, conn, message, session).await,
+            Command::Chat { session, conn } => chat::chat(config, conn, session).await,
         }
     });
     // The gateway's own tasks may still hold the runtime; do not wait for them.

@@ -3,7 +3,7 @@
 //! into a cache directory on first use (`CLAWGATE_COMPAT_CACHE`, default `.cache/compat`).
 
 use clawgate_testkit::gateway::Options;
-use clawgate_testkit::GatewayProcess;
+use clawgate_testkit::{FakeLlm, GatewayProcess};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -151,8 +151,12 @@ struct Env {
 }
 
 fn setup() -> Env {
+    setup_with(Options::default())
+}
+
+fn setup_with(opts: Options) -> Env {
     toolchain();
-    let gw = GatewayProcess::start(bin(), Options::default());
+    let gw = GatewayProcess::start(bin(), opts);
     let url = format!("ws://127.0.0.1:{}", gw.port());
     let token = gw.token();
     Env {
@@ -281,4 +285,174 @@ fn openclaw_logs_and_devices_list() {
     let v = json_of("devices list", &r);
     assert!(v["paired"].is_array() && v["pending"].is_array(), "{v}");
     drop(e.gw);
+}
+
+/// A gateway whose default model is the fake OpenAI-compatible LLM.
+fn setup_with_llm() -> (Env, FakeLlm) {
+    let fake = FakeLlm::start_blocking();
+    let config = format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      apiKey: sk-fake-test-key\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n",
+        fake.openai_base_url()
+    );
+    (
+        setup_with(Options {
+            config: Some(config),
+            ..Options::default()
+        }),
+        fake,
+    )
+}
+
+fn history(e: &Env, key: &str) -> Value {
+    let params = format!("{{\"sessionKey\":\"{key}\"}}");
+    let r = openclaw(
+        &[
+            "gateway",
+            "call",
+            "chat.history",
+            "--json",
+            "--url",
+            &e.url,
+            "--token",
+            &e.token,
+            "--params",
+            &params,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway call chat.history", &r);
+    json_of("gateway call chat.history", &r)
+}
+
+#[test]
+fn openclaw_agent_prints_the_reply() {
+    let (e, _fake) = setup_with_llm();
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+    let r = openclaw(
+        &["agent", "--message", "hello", "--session-id", "S1"],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("agent --message hello", &r);
+    assert!(
+        r.stdout.contains("Hello from the fake LLM!"),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let h = history(&e, "agent:main:explicit:S1");
+    let msgs = h["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "{h}");
+    assert_eq!(msgs[0]["content"], "hello");
+}
+
+#[test]
+fn openclaw_gateway_call_chat_send_then_history() {
+    let (e, fake) = setup_with_llm();
+    let params = r#"{"sessionKey":"agent:main:rec-chat-1","message":"hello via chat.send","idempotencyKey":"idem-chat-send-1"}"#;
+    let r = openclaw(
+        &[
+            "gateway",
+            "call",
+            "chat.send",
+            "--json",
+            "--url",
+            &e.url,
+            "--token",
+            &e.token,
+            "--params",
+            params,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway call chat.send", &r);
+    let v = json_of("gateway call chat.send", &r);
+    assert_eq!(v["runId"], "idem-chat-send-1");
+    assert_eq!(v["status"], "started");
+    // The CLI disconnects at once; the run goes on in the gateway.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = history(&e, "agent:main:rec-chat-1");
+        let msgs = h["messages"].as_array().cloned().unwrap_or_default();
+        if msgs.len() == 2 {
+            assert_eq!(msgs[0]["content"], "hello via chat.send");
+            assert_eq!(msgs[0]["idempotencyKey"], "idem-chat-send-1:user");
+            assert_eq!(msgs[1]["content"][0]["text"], "Hello from the fake LLM!");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the turn never reached the history: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[test]
+fn openclaw_tui_connects_with_its_device_and_gets_the_reply() {
+    let (e, _fake) = setup_with_llm();
+    let tc = toolchain();
+    // The TUI needs a terminal: run it under `script`, and stop it once the reply is stored.
+    let cmd = format!(
+        "{} tui --url {} --token {} --session rec-tui-1 --message 'hello from the tui'",
+        tc.openclaw.display(),
+        e.url,
+        e.token
+    );
+    let path = format!(
+        "{}:{}",
+        tc.node_bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("PATH", path)
+        .env("HOME", e.home.path())
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "120")
+        .env("LINES", "40")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut reply = None;
+    while Instant::now() < deadline {
+        let h = history(&e, "agent:main:rec-tui-1");
+        let msgs = h["messages"].as_array().cloned().unwrap_or_default();
+        if msgs.len() >= 2 {
+            reply = Some(msgs);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("tui output");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let msgs = reply.unwrap_or_else(|| {
+        panic!("the TUI's message never reached the gateway; screen:\n{screen}")
+    });
+    assert_eq!(msgs[0]["content"], "hello from the tui");
+    assert_eq!(msgs[1]["content"][0]["text"], "Hello from the fake LLM!");
+    // It connected with a device identity, paired silently on loopback.
+    let r = openclaw(
+        &[
+            "devices", "list", "--json", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    let v = json_of("devices list", &r);
+    let paired = v["paired"].as_array().unwrap();
+    assert!(
+        paired.iter().any(|d| d["clientId"] == "openclaw-tui"),
+        "{v}"
+    );
 }

@@ -123,14 +123,10 @@ fn provider(ctx: &mut Ctx, id: &str, node: &Node) -> Option<ProviderConfig> {
                 }
                 None => ok = false,
             },
-            "apiKey" => {
-                if !v.is_null() {
-                    match ctx.string(v, &key) {
-                        Some(s) if !s.is_empty() => pc.api_key = Some(Secret::new(s)),
-                        _ => ok = false,
-                    }
-                }
-            }
+            "apiKey" if !v.is_null() => match ctx.string(v, &key) {
+                Some(s) if !s.is_empty() => pc.api_key = Some(Secret::new(s)),
+                _ => ok = false,
+            },
             "models" => {
                 let Value::Seq(items) = &v.value else {
                     ctx.err(

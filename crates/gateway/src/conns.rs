@@ -96,13 +96,34 @@ impl Outlet {
     }
 }
 
+/// What a connection opted in to.
+#[derive(Default)]
+pub struct Subscriptions {
+    /// `sessions.subscribe`: `sessions.changed` (and `session.message`) for every session.
+    pub sessions: bool,
+    /// `sessions.messages.subscribe {key}`: `session.message` for these sessions.
+    pub message_keys: std::collections::HashSet<String>,
+}
+
 /// A registered (authenticated) connection.
 pub struct Conn {
     pub outlet: Outlet,
     pub scopes: Vec<String>,
     /// The paired device this connection authenticated as, if any.
     pub device_id: Option<String>,
+    pub caps: Vec<String>,
+    pub subs: Mutex<Subscriptions>,
     seq: AtomicU64,
+}
+
+impl Conn {
+    pub fn has_cap(&self, cap: &str) -> bool {
+        self.caps.iter().any(|c| c == cap)
+    }
+
+    pub fn subs(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Default)]
@@ -120,16 +141,29 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, id: u64, outlet: Outlet, scopes: Vec<String>, device_id: Option<String>) {
+    pub fn insert(
+        &self,
+        id: u64,
+        outlet: Outlet,
+        scopes: Vec<String>,
+        device_id: Option<String>,
+        caps: Vec<String>,
+    ) {
         self.lock().insert(
             id,
             Arc::new(Conn {
                 outlet,
                 scopes,
                 device_id,
+                caps,
+                subs: Mutex::new(Subscriptions::default()),
                 seq: AtomicU64::new(0),
             }),
         );
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Conn>> {
+        self.lock().get(&id).cloned()
     }
 
     /// Closes the live connections of one device (its pairing was removed); returns how many.
@@ -161,6 +195,17 @@ impl Registry {
     /// Sends an event to every connection allowed to receive it, each with its own next
     /// `seq`. The registry lock is held while sequencing so numbers stay in queue order.
     pub fn broadcast(&self, event: &str, payload: &Value, sv: Option<&StateVersion>) {
+        self.broadcast_to(event, payload, sv, |_, _| true);
+    }
+
+    /// Like [`Registry::broadcast`], limited to connections for which `filter(id, conn)` holds.
+    pub fn broadcast_to(
+        &self,
+        event: &str,
+        payload: &Value,
+        sv: Option<&StateVersion>,
+        filter: impl Fn(u64, &Conn) -> bool,
+    ) {
         let payload_text = serde_json::to_string(payload).unwrap_or_else(|_| "null".into());
         let sv_text = sv.map(|s| {
             format!(
@@ -170,8 +215,11 @@ impl Registry {
         });
         let event_name = serde_json::to_string(event).unwrap_or_default();
         let conns = self.lock();
-        for conn in conns.values() {
-            if !scopes::may_receive(event, &conn.scopes) || conn.outlet.is_closed() {
+        for (id, conn) in conns.iter() {
+            if !scopes::may_receive(event, &conn.scopes)
+                || conn.outlet.is_closed()
+                || !filter(*id, conn)
+            {
                 continue;
             }
             let seq = conn.seq.fetch_add(1, Ordering::AcqRel) + 1;

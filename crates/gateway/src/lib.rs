@@ -1,10 +1,12 @@
 //! The clawgate gateway: HTTP and the OpenClaw WebSocket protocol on one port.
 
 pub mod auth;
+pub mod chat;
 pub mod conns;
 pub mod devices;
 pub mod exposure;
 pub mod http;
+pub mod keys;
 pub mod logging;
 pub mod methods;
 pub mod ratelimit;

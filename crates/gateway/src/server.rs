@@ -192,6 +192,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         message: e.to_string(),
     })?;
     let devices = DeviceStore::open(home.join("devices.json")).map_err(StartError::config)?;
+    let chat = build_chat(&config, &home)?;
     let mode = config.gateway.auth.mode;
     let gw = Arc::new(Gateway::new(GatewayParts {
         config,
@@ -201,6 +202,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         token_file: token_file.clone(),
         port: local.port(),
         devices,
+        chat,
     }));
     banner(&gw, local, token_file.as_deref());
 
@@ -247,6 +249,55 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     }
     shutdown(&gw).await;
     Ok(())
+}
+
+/// The agent runtime: the SQLite store, the providers, the tools and the workspace.
+fn build_chat(
+    config: &Config,
+    home: &std::path::Path,
+) -> Result<crate::chat::ChatRuntime, StartError> {
+    let db = home.join("state.db");
+    let store = clawgate_store::Store::open(&db).map_err(|e| {
+        StartError::config(format!(
+            "{}: cannot open the state database: {e}",
+            db.display()
+        ))
+    })?;
+    match store.mark_interrupted_runs(crate::devices::now_ms()) {
+        Ok(n) if n > 0 => warn!("{n} run(s) were interrupted by the previous shutdown"),
+        Ok(_) => {}
+        Err(e) => warn!("cannot mark interrupted runs: {e}"),
+    }
+    let mut providers = std::collections::HashMap::new();
+    for p in &config.providers {
+        let provider =
+            clawgate_agent::providers::Provider::new(p.clone()).map_err(StartError::config)?;
+        providers.insert(p.id.clone(), Arc::new(provider));
+    }
+    let workspace = config
+        .agent
+        .workspace
+        .clone()
+        .unwrap_or_else(|| home.join("workspace"));
+    paths::ensure_private_dir(&workspace).map_err(|e| {
+        StartError::config(format!(
+            "{}: cannot create the workspace: {e}",
+            workspace.display()
+        ))
+    })?;
+    let tools = clawgate_agent::tools::build_tools(&config.tools);
+    if config.agent.model.is_none() {
+        warn!("no model configured (agents.defaults.model): chats will answer with setup instructions");
+    }
+    Ok(crate::chat::ChatRuntime::new(
+        Arc::new(store),
+        providers,
+        Arc::new(tools),
+        workspace,
+        home.to_path_buf(),
+        config.agent.clone(),
+        config.tools.max_output_bytes,
+    ))
 }
 
 /// Many idle clients each hold a descriptor: lift the soft limit to the hard one.
@@ -395,6 +446,7 @@ async fn wait_for_signal() {
 /// `shutdown` event to everyone, close 1012, and wait (bounded) for the writers to drain.
 async fn shutdown(gw: &Gateway) {
     info!("shutting down: closing {} connection(s)", gw.conns.len());
+    gw.chat.abort_all();
     gw.conns
         .broadcast("shutdown", &json!({"reason": "gateway stopping"}), None);
     gw.conns

@@ -88,6 +88,7 @@ pub struct Gateway {
     state_version: Mutex<StateVersion>,
     pub shutdown: watch::Sender<bool>,
     pub last_heartbeat: Mutex<Option<Value>>,
+    pub chat: crate::chat::ChatRuntime,
 }
 
 pub struct GatewayParts {
@@ -98,6 +99,7 @@ pub struct GatewayParts {
     pub token_file: Option<PathBuf>,
     pub port: u16,
     pub devices: DeviceStore,
+    pub chat: crate::chat::ChatRuntime,
 }
 
 impl Gateway {
@@ -145,6 +147,7 @@ impl Gateway {
             }),
             shutdown,
             last_heartbeat: Mutex::new(None),
+            chat: parts.chat,
         }
     }
 

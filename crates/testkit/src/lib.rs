@@ -1,9 +1,11 @@
 //! Test kit: start the real `clawgate` binary on an ephemeral port, and speak raw
 //! WebSocket/HTTP to it. Everything goes over real loopback sockets.
 
+pub mod fake_llm;
 pub mod gateway;
 pub mod ws;
 
+pub use fake_llm::FakeLlm;
 pub use gateway::GatewayProcess;
 pub use ws::RawWs;
 

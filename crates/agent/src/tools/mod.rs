@@ -49,3 +49,80 @@ pub trait Tool: Send + Sync {
     /// Runs the tool. Argument errors are returned as `ToolOutput::error`, never panics.
     fn run<'a>(&'a self, args: Value, ctx: &'a ToolContext) -> ToolFuture<'a>;
 }
+
+mod exec;
+mod files;
+mod fs_guard;
+mod net_guard;
+mod web_fetch;
+
+#[cfg(test)]
+mod tests_exec;
+#[cfg(test)]
+mod tests_files;
+#[cfg(test)]
+mod tests_web;
+
+pub use exec::Exec;
+pub use files::{Edit, Ls, Read, Write};
+pub use net_guard::forbidden_reason;
+pub use web_fetch::WebFetch;
+
+/// Every tool, in the order offered to the model, minus those `allow`/`deny` rule out.
+/// A non-empty `allow` keeps only the names it lists; `deny` always wins.
+pub fn build_tools(cfg: &clawgate_config::ToolsConfig) -> Vec<Box<dyn Tool>> {
+    let all: Vec<Box<dyn Tool>> = vec![
+        Box::new(Read),
+        Box::new(Write),
+        Box::new(Edit),
+        Box::new(Ls),
+        Box::new(WebFetch::new(cfg.web_fetch.clone())),
+        Box::new(Exec::new(cfg.exec.clone())),
+    ];
+    all.into_iter()
+        .filter(|tool| {
+            let name = tool.spec().name;
+            (cfg.allow.is_empty() || cfg.allow.contains(&name)) && !cfg.deny.contains(&name)
+        })
+        .collect()
+}
+
+/// The tool called `name`, if it is in `tools`.
+pub fn find<'a>(tools: &'a [Box<dyn Tool>], name: &str) -> Option<&'a dyn Tool> {
+    tools
+        .iter()
+        .find(|tool| tool.spec().name == name)
+        .map(|tool| tool.as_ref())
+}
+
+/// Cuts `text` to at most `max` bytes on a char boundary, with a note saying so.
+pub fn truncate_output(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(&format!("\n[output truncated at {max} bytes]"));
+    text
+}
+
+/// Parses a tool's arguments strictly (unknown keys and wrong types are errors).
+pub(crate) fn parse_args<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, ToolOutput> {
+    if !args.is_object() {
+        return Err(ToolOutput::error(
+            "invalid arguments: expected a JSON object",
+        ));
+    }
+    serde_json::from_value(args).map_err(|e| ToolOutput::error(format!("invalid arguments: {e}")))
+}
+
+/// Applies the output cap of `ctx` to a finished result.
+pub(crate) fn capped(out: ToolOutput, ctx: &ToolContext) -> ToolOutput {
+    ToolOutput {
+        content: truncate_output(out.content, ctx.max_output_bytes),
+        is_error: out.is_error,
+    }
+}

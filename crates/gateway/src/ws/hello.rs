@@ -36,7 +36,7 @@ pub fn hello_ok(gw: &Gateway, s: &Session, _peer: &Peer) -> Value {
         "stateVersion": gw.state_version(),
         "uptimeMs": gw.uptime_ms(),
         "sessionDefaults": {
-            "defaultAgentId": "main", "modelConfigured": false, "ownership": "sole",
+            "defaultAgentId": "main", "modelConfigured": gw.chat.default_model().is_some(), "ownership": "sole",
             "selectionRequired": false, "mainKey": "main", "mainSessionKey": "agent:main:main",
             "scope": "per-sender",
         },

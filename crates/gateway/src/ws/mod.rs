@@ -76,6 +76,7 @@ where
         outlet.clone(),
         session.grant.scopes.clone(),
         session.grant.device_id.clone(),
+        session.params.caps.clone(),
     );
     let listed = !clawgate_protocol::is_ephemeral_mode(&session.params.client.mode);
     if listed {

@@ -1,0 +1,317 @@
+//! Chat runs: one at a time per session (a lane), queued follow-ups or interrupts, aborts,
+//! waiters, and the events clients render.
+
+pub mod events;
+pub mod exec;
+pub mod transcript;
+
+use crate::devices::now_ms;
+use crate::state::Gateway;
+use clawgate_agent::providers::Provider;
+use clawgate_agent::tools::Tool;
+use clawgate_config::{AgentDefaults, QueueMode};
+use clawgate_store::Store;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Follow-up messages waiting behind a running one, per session.
+pub const MAX_QUEUED_PER_SESSION: usize = 32;
+/// Finished run summaries kept in memory for `agent.wait`.
+const MAX_FINISHED: usize = 1024;
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub session_key: String,
+    pub session_id: String,
+    /// `ok`, `error` or `timeout` (aborted runs are `timeout` with a stop reason).
+    pub status: &'static str,
+    pub text: String,
+    pub stop_reason: String,
+    pub error: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub usage: (u64, u64),
+    pub started_at: i64,
+    pub ended_at: i64,
+}
+
+/// A run waiting for its turn or running.
+#[derive(Clone)]
+pub struct RunRequest {
+    pub run_id: String,
+    pub session_key: String,
+    pub session_id: String,
+    pub user_text: String,
+    /// The connection that started it (it also gets the tool-call stream).
+    pub initiator: Option<u64>,
+    pub accepted_at: i64,
+}
+
+struct ActiveRun {
+    session_key: String,
+    abort: watch::Sender<Option<&'static str>>,
+}
+
+#[derive(Default)]
+struct Lane {
+    running: Option<String>,
+    queue: VecDeque<RunRequest>,
+}
+
+pub struct ChatRuntime {
+    pub store: Arc<Store>,
+    pub providers: HashMap<String, Arc<Provider>>,
+    pub tools: Arc<Vec<Box<dyn Tool>>>,
+    pub workspace: PathBuf,
+    pub state_dir: PathBuf,
+    pub cfg: AgentDefaults,
+    pub max_output_bytes: usize,
+    lanes: Mutex<HashMap<String, Lane>>,
+    active: Mutex<HashMap<String, ActiveRun>>,
+    done: Mutex<HashMap<String, watch::Sender<Option<RunSummary>>>>,
+    finished_order: Mutex<VecDeque<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub enum Submitted {
+    Started,
+    Queued,
+}
+
+impl ChatRuntime {
+    pub fn new(
+        store: Arc<Store>,
+        providers: HashMap<String, Arc<Provider>>,
+        tools: Arc<Vec<Box<dyn Tool>>>,
+        workspace: PathBuf,
+        state_dir: PathBuf,
+        cfg: AgentDefaults,
+        max_output_bytes: usize,
+    ) -> ChatRuntime {
+        ChatRuntime {
+            store,
+            providers,
+            tools,
+            workspace,
+            state_dir,
+            cfg,
+            max_output_bytes,
+            lanes: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashMap::new()),
+            done: Mutex::new(HashMap::new()),
+            finished_order: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// `"<provider>/<model>"` of the default model, when one is configured.
+    pub fn default_model(&self) -> Option<&str> {
+        self.cfg.model.as_deref()
+    }
+
+    /// Queues or starts a run in its session's lane.
+    pub fn submit(&self, gw: &Arc<Gateway>, req: RunRequest) -> Result<Submitted, String> {
+        let (tx, _) = watch::channel(None);
+        lock(&self.done).insert(req.run_id.clone(), tx);
+        let mut lanes = lock(&self.lanes);
+        let lane = lanes.entry(req.session_key.clone()).or_default();
+        if lane.running.is_none() {
+            lane.running = Some(req.run_id.clone());
+            drop(lanes);
+            self.spawn(gw, req);
+            return Ok(Submitted::Started);
+        }
+        if lane.queue.len() >= MAX_QUEUED_PER_SESSION {
+            lock(&self.done).remove(&req.run_id);
+            return Err(format!(
+                "this session already has {MAX_QUEUED_PER_SESSION} messages waiting; wait for the current run or abort it"
+            ));
+        }
+        let running = lane.running.clone();
+        lane.queue.push_back(req);
+        drop(lanes);
+        if self.cfg.queue_mode == QueueMode::Interrupt {
+            if let Some(r) = running {
+                self.signal_abort(&r, "interrupt");
+            }
+        }
+        Ok(Submitted::Queued)
+    }
+
+    fn spawn(&self, gw: &Arc<Gateway>, req: RunRequest) {
+        let (abort_tx, abort_rx) = watch::channel(None);
+        lock(&self.active).insert(
+            req.run_id.clone(),
+            ActiveRun {
+                session_key: req.session_key.clone(),
+                abort: abort_tx,
+            },
+        );
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let summary = exec::execute(&gw, &req, abort_rx).await;
+            let rt = &gw.chat;
+            rt.finish(&gw, summary);
+        });
+    }
+
+    /// Records the end of a run and starts the next one in its lane.
+    fn finish(&self, gw: &Arc<Gateway>, summary: RunSummary) {
+        lock(&self.active).remove(&summary.run_id);
+        if let Some(tx) = lock(&self.done).get(&summary.run_id) {
+            tx.send_replace(Some(summary.clone()));
+        }
+        {
+            let mut order = lock(&self.finished_order);
+            order.push_back(summary.run_id.clone());
+            while order.len() > MAX_FINISHED {
+                if let Some(old) = order.pop_front() {
+                    lock(&self.done).remove(&old);
+                }
+            }
+        }
+        let next = {
+            let mut lanes = lock(&self.lanes);
+            let Some(lane) = lanes.get_mut(&summary.session_key) else {
+                return;
+            };
+            lane.running = None;
+            match lane.queue.pop_front() {
+                Some(next) => {
+                    lane.running = Some(next.run_id.clone());
+                    Some(next)
+                }
+                None => {
+                    lanes.remove(&summary.session_key);
+                    None
+                }
+            }
+        };
+        if let Some(next) = next {
+            self.spawn(gw, next);
+        }
+    }
+
+    fn signal_abort(&self, run_id: &str, reason: &'static str) -> bool {
+        match lock(&self.active).get(run_id) {
+            Some(a) => {
+                a.abort.send_replace(Some(reason));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Aborts the session's running run (or just `run_id`) and drops matching queued runs.
+    /// Waits (bounded) for the aborted runs to emit their final events.
+    pub async fn abort(
+        &self,
+        gw: &Arc<Gateway>,
+        session_key: &str,
+        run_id: Option<&str>,
+    ) -> Vec<String> {
+        let matches = |id: &str| run_id.is_none_or(|r| r == id);
+        let mut ids = Vec::new();
+        let dropped: Vec<RunRequest> = {
+            let mut lanes = lock(&self.lanes);
+            match lanes.get_mut(session_key) {
+                Some(lane) => {
+                    let (drop, keep): (Vec<_>, Vec<_>) =
+                        lane.queue.drain(..).partition(|q| matches(&q.run_id));
+                    lane.queue = keep.into();
+                    drop
+                }
+                None => Vec::new(),
+            }
+        };
+        let mut waits = Vec::new();
+        {
+            let active = lock(&self.active);
+            for (id, a) in active.iter() {
+                if a.session_key == session_key && matches(id) {
+                    a.abort.send_replace(Some("rpc"));
+                    ids.push(id.clone());
+                    if let Some(tx) = lock(&self.done).get(id) {
+                        waits.push(tx.subscribe());
+                    }
+                }
+            }
+        }
+        for q in dropped {
+            ids.push(q.run_id.clone());
+            let summary = exec::aborted_before_start(gw, &q);
+            if let Some(tx) = lock(&self.done).get(&q.run_id) {
+                tx.send_replace(Some(summary));
+            }
+        }
+        for mut w in waits {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                w.wait_for(|s| s.is_some()),
+            )
+            .await;
+        }
+        ids
+    }
+
+    /// Waits until the run ends or `timeout` passes; `None` when unknown or still running.
+    pub async fn wait(&self, run_id: &str, timeout: std::time::Duration) -> Option<RunSummary> {
+        let rx = lock(&self.done).get(run_id).map(|tx| tx.subscribe());
+        let mut rx = rx?;
+        let res = tokio::time::timeout(timeout, rx.wait_for(|s| s.is_some())).await;
+        match res {
+            Ok(Ok(v)) => v.clone(),
+            _ => None,
+        }
+    }
+
+    /// Whether the run is queued or running.
+    pub fn is_active(&self, run_id: &str) -> bool {
+        if lock(&self.active).contains_key(run_id) {
+            return true;
+        }
+        lock(&self.lanes)
+            .values()
+            .any(|l| l.queue.iter().any(|q| q.run_id == run_id))
+    }
+
+    pub fn active_runs_of(&self, session_key: &str) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.active)
+            .iter()
+            .filter(|(_, a)| a.session_key == session_key)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if let Some(l) = lock(&self.lanes).get(session_key) {
+            ids.extend(l.queue.iter().map(|q| q.run_id.clone()));
+        }
+        ids
+    }
+
+    /// Aborts everything (gateway shutdown).
+    pub fn abort_all(&self) {
+        for a in lock(&self.active).values() {
+            a.abort.send_replace(Some("shutdown"));
+        }
+    }
+
+    pub fn now() -> i64 {
+        now_ms()
+    }
+}
+
+/// A stored run as the `agent.wait` / idempotent-retry status.
+pub fn stored_status(row: &clawgate_store::RunRow) -> Value {
+    serde_json::json!({
+        "runId": row.run_id,
+        "status": match row.status.as_str() { "running" => "in_flight", s => s },
+        "endedAt": row.ended_at,
+        "stopReason": row.stop_reason,
+    })
+}

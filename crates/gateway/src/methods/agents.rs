@@ -1,0 +1,136 @@
+//! `agents.list`, `models.list`, and the small helpers the TUI and Control UI call at start-up
+//! (well-formed empty results where this gateway has nothing to offer).
+
+use super::{BoxFuture, Ctx};
+use crate::devices::now_ms;
+use crate::state::Gateway;
+use serde_json::{json, Value};
+
+fn thinking() -> (Value, Value, Value) {
+    (
+        json!([{"id": "off", "label": "off"}]),
+        json!(["off"]),
+        json!("off"),
+    )
+}
+
+pub fn agents_list(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let gw = &ctx.gw;
+        let (levels, options, default) = thinking();
+        let mut agent = json!({
+            "id": "main", "name": "Assistant", "kind": "agent",
+            "workspace": gw.chat.workspace.display().to_string(),
+            "thinkingLevels": levels, "thinkingOptions": options, "thinkingDefault": default,
+        });
+        if let Some(m) = gw.chat.default_model() {
+            agent["model"] = json!({"primary": m, "fallbacks": gw.chat.cfg.fallbacks});
+        }
+        Ok(json!({
+            "defaultId": "main", "mainKey": "main", "scope": "per-sender", "ownership": "sole",
+            "selectionRequired": false, "agents": [agent],
+        }))
+    })
+}
+
+fn is_local_url(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || host == "[" || url.contains("://[::1]")
+}
+
+pub fn model_entries(gw: &Gateway) -> Vec<Value> {
+    let default = gw.chat.default_model().unwrap_or("");
+    let (levels, _, tdefault) = thinking();
+    let mut out = Vec::new();
+    for p in gw.chat.providers.values() {
+        for m in &p.cfg.models {
+            let full = format!("{}/{}", p.cfg.id, m.id);
+            let mut tags = Vec::new();
+            if full == default {
+                tags.push("default");
+            }
+            out.push(json!({
+                "id": m.id, "name": m.name.clone().unwrap_or_else(|| m.id.clone()), "provider": p.cfg.id,
+                "contextWindow": m.context_window, "input": ["text"], "reasoning": false, "available": true,
+                "local": is_local_url(&p.cfg.base_url), "tags": tags,
+                "thinkingLevels": levels, "thinkingDefault": tdefault,
+            }));
+        }
+    }
+    out.sort_by(|a, b| {
+        (a["provider"].as_str(), a["id"].as_str()).cmp(&(b["provider"].as_str(), b["id"].as_str()))
+    });
+    out
+}
+
+pub fn models_list(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"models": model_entries(&ctx.gw)})) })
+}
+
+pub fn chat_metadata(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"models": model_entries(&ctx.gw), "commands": []})) })
+}
+
+pub fn models_auth_status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let providers: Vec<Value> = ctx
+            .gw
+            .chat
+            .providers
+            .values()
+            .map(|p| {
+                json!({"provider": p.cfg.id, "authProvider": p.cfg.id, "displayName": p.cfg.id, "status": "static",
+                       "profiles": [], "apiKey": {"source": if p.cfg.api_key.is_some() { "config" } else { "none" }}})
+            })
+            .collect();
+        Ok(json!({"ts": now_ms(), "providers": providers, "providerCapabilities": []}))
+    })
+}
+
+pub fn identity(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        Ok(json!({"agentId": "main", "name": "Assistant", "nameSource": "default", "avatar": "A"}))
+    })
+}
+
+pub fn commands_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"commands": []})) })
+}
+
+pub fn questions(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"questions": []})) })
+}
+
+pub fn tasks(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"tasks": []})) })
+}
+
+pub fn empty_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!([])) })
+}
+
+pub fn cron_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        Ok(
+            json!({"jobs": [], "total": 0, "offset": 0, "limit": 50, "hasMore": false, "nextOffset": null}),
+        )
+    })
+}
+
+pub fn cron_status(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"enabled": false, "jobs": 0})) })
+}
+
+pub fn update_status(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"sentinel": null, "updateAvailable": null})) })
+}
+
+pub fn node_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(json!({"ts": now_ms(), "nodes": []})) })
+}

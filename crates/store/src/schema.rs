@@ -1,0 +1,114 @@
+//! Schema, as an append-only list of migrations tracked by `PRAGMA user_version`.
+//!
+//! Never edit a shipped migration: databases in the field have already applied it.
+//! Change the schema by appending a new entry.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+CREATE TABLE sessions (
+    key              TEXT PRIMARY KEY NOT NULL,
+    session_id       TEXT NOT NULL UNIQUE,
+    agent_id         TEXT NOT NULL,
+    model_override   TEXT,
+    label            TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    last_activity_at INTEGER,
+    status           TEXT,
+    input_tokens     INTEGER NOT NULL DEFAULT 0,
+    output_tokens    INTEGER NOT NULL DEFAULT 0
+);
+-- list_sessions pages by recency.
+CREATE INDEX sessions_by_updated ON sessions (updated_at DESC, key ASC);
+
+CREATE TABLE entries (
+    id              TEXT PRIMARY KEY NOT NULL,
+    -- The cascade is a backstop: delete_session also removes entries explicitly.
+    session_key     TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+    session_id      TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    role            TEXT NOT NULL,
+    content         TEXT NOT NULL,
+    run_id          TEXT,
+    idempotency_key TEXT,
+    usage           TEXT,
+    meta            TEXT,
+    ts              INTEGER NOT NULL
+);
+-- Unique so no two writers can ever hand out the same seq; also serves history().
+CREATE UNIQUE INDEX entries_by_session_seq ON entries (session_id, seq);
+-- delete_session and the foreign-key cascade find entries by key.
+CREATE INDEX entries_by_session_key ON entries (session_key);
+-- Only a few entries carry a key, so index just those.
+CREATE INDEX entries_by_idempotency ON entries (session_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+-- Runs deliberately have no foreign key: they outlive deleted sessions for auditing.
+CREATE TABLE runs (
+    run_id      TEXT PRIMARY KEY NOT NULL,
+    session_key TEXT NOT NULL,
+    session_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    stop_reason TEXT,
+    error       TEXT,
+    result      TEXT
+);
+CREATE INDEX runs_by_session_key ON runs (session_key);
+-- The start-up sweep for runs a crash left "running" touches only those rows.
+CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
+
+-- Keys are scoped per method, as in OpenClaw, so chat.send and agent never collide.
+CREATE TABLE idempotency (
+    method     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (method, key)
+);
+CREATE INDEX idempotency_by_created ON idempotency (created_at);
+"#,
+];
+
+/// Applies every pending migration, each in its own transaction; returns how many ran.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+    let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let mut applied = 0;
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two processes
+        // opening the same file cannot both apply one migration.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > supported {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported,
+            });
+        }
+        let pending = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v));
+        let Some(sql) = pending else {
+            tx.commit()?;
+            return Ok(applied);
+        };
+        tx.execute_batch(sql)?;
+        // user_version lives in the file header, so it commits or rolls back with the DDL.
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        applied += 1;
+    }
+}
+
+/// The schema version recorded in the file.
+#[cfg(test)]
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
