@@ -79,10 +79,12 @@ pub struct Failure {
 
 #[derive(Debug, Clone)]
 pub enum RunEnd {
+    /// `llm` is the time spent waiting on the provider (for overhead measurements).
     Completed {
         text: String,
         stop_reason: String,
         usage: Usage,
+        llm: Duration,
     },
     Failed(Failure),
 }
@@ -240,12 +242,15 @@ pub async fn run(spec: RunSpec, events: mpsc::Sender<RunEvent>) -> RunEnd {
     messages.push(Message::User(spec.user_text.clone()));
     let mut total = Usage::default();
     let mut iterations = 0u32;
+    let mut llm = Duration::ZERO;
     loop {
-        let (text, calls, usage, stop, provider, model) =
-            match model_turn(&spec, &mut which, &messages, &events).await {
-                Ok(t) => t,
-                Err(f) => return RunEnd::Failed(f),
-            };
+        let turn_started = std::time::Instant::now();
+        let turn = model_turn(&spec, &mut which, &messages, &events).await;
+        llm += turn_started.elapsed();
+        let (text, calls, usage, stop, provider, model) = match turn {
+            Ok(t) => t,
+            Err(f) => return RunEnd::Failed(f),
+        };
         total.input += usage.input;
         total.output += usage.output;
         let _ = events
@@ -267,6 +272,7 @@ pub async fn run(spec: RunSpec, events: mpsc::Sender<RunEvent>) -> RunEnd {
                 text,
                 stop_reason: stop,
                 usage: total,
+                llm,
             };
         }
         iterations += 1;

@@ -118,6 +118,34 @@ pub enum Claim {
 pub struct Store {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// Dropping it stops the background checkpointer.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How often the background thread moves the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+
+/// Checkpoints (which fsync) run on their own connection and thread, so no request waits
+/// for the disk; the request path only appends to the WAL.
+fn spawn_checkpointer(path: &Path) -> Option<std::sync::mpsc::Sender<()>> {
+    let conn = Connection::open(path).ok()?;
+    conn.busy_timeout(Duration::from_millis(5000)).ok()?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(CHECKPOINT_EVERY) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+                _ => {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                    return;
+                }
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 impl fmt::Debug for Store {
@@ -155,9 +183,21 @@ impl Store {
         // NORMAL is durable against application crashes in WAL mode and far cheaper than FULL.
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         schema::migrate(&mut conn)?;
+        let checkpointer = match &path {
+            Some(p) => {
+                let c = spawn_checkpointer(p);
+                if c.is_some() {
+                    // The background thread checkpoints; commits only append to the WAL.
+                    conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+                }
+                c
+            }
+            None => None,
+        };
         Ok(Store {
             conn: Mutex::new(conn),
             path,
+            _checkpointer: checkpointer,
         })
     }
 

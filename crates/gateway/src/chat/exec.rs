@@ -202,10 +202,12 @@ pub async fn execute(
         Ok(RunEnd::Completed {
             text: final_text,
             stop_reason,
+            llm,
             ..
         }) => {
             text = final_text;
-            em.agent("lifecycle", json!({"phase": "end", "startedAt": started, "endedAt": ended, "aborted": false, "stopReason": stop_reason}));
+            let llm_ms = llm.as_secs_f64() * 1e3;
+            em.agent("lifecycle", json!({"phase": "end", "startedAt": started, "endedAt": ended, "aborted": false, "stopReason": stop_reason, "llmMs": llm_ms}));
             let message = transcript::assistant_message(
                 &text,
                 &[],
