@@ -739,3 +739,179 @@ async fn followups_queue_behind_the_running_turn() {
     let body = fake.requests()[1].body.to_string();
     assert!(body.contains("one two"));
 }
+
+#[tokio::test]
+async fn fallback_model_takes_over_when_the_primary_keeps_failing() {
+    let fake = FakeLlm::start().await;
+    let backup = FakeLlm::start().await;
+    let cfg = format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\n      maxRetries: 0\n    backup:\n      baseUrl: {}\n      models: [backup-model]\n\
+agents:\n  defaults:\n    model:\n      primary: fake/fake-model\n      fallbacks: [backup/backup-model]\n",
+        fake.openai_base_url(),
+        backup.openai_base_url()
+    );
+    fake.push(Step::Status {
+        code: 503,
+        retry_after_secs: None,
+        body: None,
+    });
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(cfg),
+            ..Options::default()
+        },
+    );
+    let mut ws = client(&gw).await;
+    let (_, events) = chat(&mut ws, "fb", "hello", "run-fb").await;
+    assert_eq!(final_text(&events), "Hello from the fake LLM!");
+    assert_eq!(fake.request_count(), 1);
+    assert_eq!(backup.request_count(), 1);
+    assert_eq!(backup.requests()[0].body["model"], "backup-model");
+    let models: Vec<&str> = events
+        .iter()
+        .filter(|e| e["payload"]["data"]["phase"] == "model")
+        .filter_map(|e| e["payload"]["data"]["model"].as_str())
+        .collect();
+    assert_eq!(models, ["fake-model", "backup-model"]);
+}
+
+#[tokio::test]
+async fn interrupt_mode_aborts_the_running_turn() {
+    let fake = FakeLlm::start().await;
+    let gw = start(&fake, "    queueMode: interrupt\n");
+    let mut ws = client(&gw).await;
+    let a = ws
+        .call(
+            "chat.send",
+            json!({"sessionKey": "i", "message": "SLOWTEST long", "idempotencyKey": "i1"}),
+        )
+        .await;
+    assert_eq!(a["ok"], true);
+    ws.recv_until(T, |v| {
+        v["event"] == "chat" && v["payload"]["state"] == "delta"
+    })
+    .await;
+    ws.call(
+        "chat.send",
+        json!({"sessionKey": "i", "message": "hello", "idempotencyKey": "i2"}),
+    )
+    .await;
+    let first = ws
+        .recv_until(T, |v| {
+            v["event"] == "chat"
+                && v["payload"]["runId"] == "i1"
+                && v["payload"]["state"] != "delta"
+        })
+        .await;
+    assert_eq!(first["payload"]["state"], "aborted");
+    let second = ws
+        .recv_until(T, |v| {
+            v["event"] == "chat"
+                && v["payload"]["runId"] == "i2"
+                && v["payload"]["state"] != "delta"
+        })
+        .await;
+    assert_eq!(second["payload"]["state"], "final");
+}
+
+#[tokio::test]
+async fn workspace_files_shape_the_system_prompt() {
+    let fake = FakeLlm::start().await;
+    let gw = start(&fake, "    bootstrapMaxChars: 50\n");
+    std::fs::write(
+        gw.home_path().join("workspace/AGENTS.md"),
+        "Always answer like a pirate.",
+    )
+    .unwrap();
+    std::fs::write(
+        gw.home_path().join("workspace/SOUL.md"),
+        format!("soul {}", "x".repeat(500)),
+    )
+    .unwrap();
+    let mut ws = client(&gw).await;
+    chat(&mut ws, "sys", "hello", "run-sys").await;
+    let body = fake.requests()[0].body.clone();
+    let system = body["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(system.contains("Always answer like a pirate."), "{system}");
+    assert!(
+        system.contains("[truncated]"),
+        "SOUL.md is capped: {system}"
+    );
+    assert!(!system.contains(&"x".repeat(100)));
+}
+
+#[tokio::test]
+async fn tool_iterations_are_capped_and_runs_time_out() {
+    let fake = FakeLlm::start().await;
+    let gw = start(&fake, "    maxToolIterations: 2\n");
+    for i in 0..3 {
+        fake.push(Step::ToolCalls(vec![(
+            format!("c{i}"),
+            "ls".into(),
+            json!({}),
+        )]));
+    }
+    let mut ws = client(&gw).await;
+    let (_, events) = chat(&mut ws, "loop", "go", "run-loop").await;
+    let last = &events.last().unwrap()["payload"];
+    assert_eq!(last["state"], "error");
+    assert!(last["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("maxToolIterations"));
+    assert_eq!(fake.request_count(), 2);
+
+    let fake = FakeLlm::start().await;
+    let gw = start(&fake, "    timeoutSeconds: 1\n");
+    fake.push(Step::Text {
+        chunks: vec!["a".into(), "b".into(), "c".into()],
+        delay_ms: 800,
+    });
+    let mut ws = client(&gw).await;
+    let (_, events) = chat(&mut ws, "slow", "go", "run-timeout").await;
+    let last = &events.last().unwrap()["payload"];
+    assert_eq!(last["state"], "aborted");
+    assert_eq!(last["stopReason"], "timeout");
+}
+
+#[tokio::test]
+async fn chat_inject_appends_without_a_model_call() {
+    let fake = FakeLlm::start().await;
+    let gw = start(&fake, "");
+    let mut ws = client(&gw).await;
+    let r = ws
+        .call(
+            "chat.inject",
+            json!({"sessionKey": "inj", "message": "a note from the operator"}),
+        )
+        .await;
+    assert_eq!(r["payload"]["ok"], true, "{r}");
+    let h = ws.call("chat.history", json!({"sessionKey": "inj"})).await;
+    assert_eq!(
+        h["payload"]["messages"][0]["content"][0]["text"],
+        "a note from the operator"
+    );
+    assert_eq!(fake.request_count(), 0);
+    // Needs admin.
+    let (mut writer, _) = connect_cli(gw.addr, &gw.token(), &["operator.write"]).await;
+    let r = writer
+        .call("chat.inject", json!({"sessionKey": "inj", "message": "x"}))
+        .await;
+    assert_eq!(r["error"]["code"], "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn tools_allow_and_deny_select_what_the_model_is_offered() {
+    let fake = FakeLlm::start().await;
+    let gw = start(&fake, "tools:\n  deny: [exec, web_fetch]\n");
+    let mut ws = client(&gw).await;
+    chat(&mut ws, "t", "hello", "run-t").await;
+    let names: Vec<String> = fake.requests()[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["read", "write", "edit", "ls"]);
+}
