@@ -554,3 +554,175 @@ pub fn dashboard(flag: Option<PathBuf>) -> u8 {
     }
     0
 }
+
+pub async fn channels_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
+    let v = match one_call(
+        flag,
+        &conn,
+        &["operator.read"],
+        "channels.status",
+        json!({}),
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    let order = v["channelOrder"].as_array().cloned().unwrap_or_default();
+    if order.is_empty() {
+        println!("No channels configured (add channels.telegram to config.yaml).");
+        return 0;
+    }
+    for ch in order {
+        let ch = ch.as_str().unwrap_or("");
+        for a in v["channelAccounts"][ch]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let state = if a["connected"] == true {
+                "connected"
+            } else if a["running"] == true {
+                "running, not connected"
+            } else {
+                "stopped"
+            };
+            println!(
+                "{ch} ({}): {state}, mode {}",
+                a["accountId"].as_str().unwrap_or("default"),
+                a["mode"].as_str().unwrap_or("?")
+            );
+            if let Some(u) = a["bot"]["username"].as_str() {
+                println!("  bot: @{u}");
+            }
+            println!(
+                "  inbound: {} pending, {} done, {} ignored; outbox: {} pending, {} sent, {} failed",
+                a["inbound"]["pending"], a["inbound"]["done"], a["inbound"]["ignored"],
+                a["outbox"]["pending"], a["outbox"]["sent"], a["outbox"]["failed"]
+            );
+            println!(
+                "  restarts: {}, stalls detected: {}",
+                a["restarts"], a["stalls"]
+            );
+            if let Some(e) = a["lastError"].as_str() {
+                println!("  last error: {e}");
+            }
+        }
+    }
+    for issue in v["statusIssues"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "! {}: {}",
+            issue["channel"].as_str().unwrap_or(""),
+            issue["message"].as_str().unwrap_or("")
+        );
+    }
+    0
+}
+
+pub async fn pairing_list(flag: Option<PathBuf>, conn: ConnArgs, channel: Option<String>) -> u8 {
+    let params = match &channel {
+        Some(c) => json!({"channel": c}),
+        None => json!({}),
+    };
+    let v = match one_call(
+        flag,
+        &conn,
+        &["operator.pairing"],
+        "pairing.list",
+        params,
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    let reqs = v["requests"].as_array().cloned().unwrap_or_default();
+    if reqs.is_empty() {
+        println!("No pending pairing requests.");
+    }
+    for r in reqs {
+        println!(
+            "{} {} sender {} ({})",
+            r["channel"].as_str().unwrap_or(""),
+            r["code"].as_str().unwrap_or(""),
+            r["senderId"].as_str().unwrap_or(""),
+            r["meta"]["name"].as_str().unwrap_or("unknown")
+        );
+    }
+    0
+}
+
+pub async fn pairing_approve(
+    flag: Option<PathBuf>,
+    conn: ConnArgs,
+    channel: &str,
+    code: &str,
+) -> u8 {
+    let params = json!({"channel": channel, "code": code});
+    match one_call(
+        flag,
+        &conn,
+        &["operator.pairing"],
+        "pairing.approve",
+        params,
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(v) => {
+            println!(
+                "Approved {} sender {}.",
+                channel,
+                v["senderId"].as_str().unwrap_or("?")
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn message_send(
+    flag: Option<PathBuf>,
+    conn: ConnArgs,
+    channel: &str,
+    to: &str,
+    text: &str,
+) -> u8 {
+    let key = uuid::Uuid::new_v4().to_string();
+    let params = json!({"channel": channel, "to": to, "message": text, "idempotencyKey": key});
+    match one_call(
+        flag,
+        &conn,
+        &["operator.write"],
+        "send",
+        params,
+        Duration::from_secs(15),
+    )
+    .await
+    {
+        Ok(v) if conn.json => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Ok(v) => {
+            println!(
+                "{} message to {}: {}",
+                channel,
+                v["chatId"].as_str().unwrap_or(to),
+                v["status"].as_str().unwrap_or("queued")
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}

@@ -48,6 +48,21 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Messaging channels
+    Channels {
+        #[command(subcommand)]
+        command: ChannelsCommand,
+    },
+    /// Approve unknown senders of a channel (dmPolicy: pairing)
+    Pairing {
+        #[command(subcommand)]
+        command: PairingCommand,
+    },
+    /// Send a message on a channel
+    Message {
+        #[command(subcommand)]
+        command: MessageCommand,
+    },
     /// Interactive chat with the agent (Ctrl-C stops a reply, /reset, /model)
     Chat {
         /// Session key (default: the main session)
@@ -83,6 +98,46 @@ enum GatewayCommand {
         /// Seconds to wait for the reply
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelsCommand {
+    /// Channel health: running, connected, last activity, stalls, outbox
+    Status(ConnArgs),
+}
+
+#[derive(Subcommand)]
+enum PairingCommand {
+    /// Pending pairing requests
+    List {
+        /// Only this channel (e.g. telegram)
+        channel: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Approve a pairing code: the sender may then talk to the agent
+    Approve {
+        channel: String,
+        code: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// Send a text message
+    Send {
+        #[arg(long)]
+        channel: String,
+        /// Chat id (e.g. a Telegram chat id)
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
 }
 
@@ -139,6 +194,29 @@ fn main() -> ExitCode {
                 conn,
             } => chat::agent(config, conn, message, session).await,
             Command::Chat { session, conn } => chat::chat(config, conn, session).await,
+            Command::Channels {
+                command: ChannelsCommand::Status(conn),
+            } => commands::channels_status(config, conn).await,
+            Command::Pairing {
+                command: PairingCommand::List { channel, conn },
+            } => commands::pairing_list(config, conn, channel).await,
+            Command::Pairing {
+                command:
+                    PairingCommand::Approve {
+                        channel,
+                        code,
+                        conn,
+                    },
+            } => commands::pairing_approve(config, conn, &channel, &code).await,
+            Command::Message {
+                command:
+                    MessageCommand::Send {
+                        channel,
+                        to,
+                        text,
+                        conn,
+                    },
+            } => commands::message_send(config, conn, &channel, &to, &text).await,
         }
     });
     // The gateway's own tasks may still hold the runtime; do not wait for them.

@@ -5,6 +5,7 @@ pub mod paths;
 pub mod secret;
 mod validate;
 mod validate_agent;
+mod validate_channels;
 pub mod yaml;
 
 use ipnet::IpNet;
@@ -195,6 +196,57 @@ impl Default for ToolsConfig {
     }
 }
 
+/// `session.dmScope`: how direct messages map to sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmScope {
+    Main,
+    PerPeer,
+    PerChannelPeer,
+    PerAccountChannelPeer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmPolicy {
+    Pairing,
+    Allowlist,
+    Open,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TelegramMode {
+    Polling,
+    Webhook,
+}
+
+/// `channels.telegram.groups.<id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    pub require_mention: bool,
+    pub enabled: bool,
+}
+
+/// `channels.telegram`.
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    pub enabled: bool,
+    pub bot_token: Option<Secret>,
+    pub mode: TelegramMode,
+    pub webhook_path: String,
+    pub webhook_secret: Option<Secret>,
+    pub webhook_url: Option<String>,
+    pub api_root: String,
+    pub dm_policy: DmPolicy,
+    /// Numeric user ids (prefixes `tg:`/`telegram:` stripped) or `*`.
+    pub allow_from: Vec<String>,
+    /// Group chat id (or `*`) → settings; a group not listed is ignored.
+    pub groups: Vec<(String, GroupConfig)>,
+    pub text_chunk_limit: usize,
+    pub poll_timeout_secs: u64,
+    /// A poll loop with no completed `getUpdates` for this long is considered stalled.
+    pub stall_timeout_secs: u64,
+}
+
 /// Plain data: the running gateway is built from it.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -204,6 +256,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub agent: AgentDefaults,
     pub tools: ToolsConfig,
+    pub dm_scope: DmScope,
+    pub telegram: Option<TelegramConfig>,
 }
 
 impl Default for Config {
@@ -225,6 +279,8 @@ impl Default for Config {
             providers: Vec::new(),
             agent: AgentDefaults::default(),
             tools: ToolsConfig::default(),
+            dm_scope: DmScope::PerChannelPeer,
+            telegram: None,
         }
     }
 }

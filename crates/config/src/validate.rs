@@ -274,13 +274,21 @@ pub(crate) fn parse(
         env,
         errors: Vec::new(),
     };
-    if let Some(entries) = ctx.mapping(&root, "", &["gateway", "models", "agents", "tools"]) {
+    if let Some(entries) = ctx.mapping(
+        &root,
+        "",
+        &[
+            "gateway", "models", "agents", "tools", "session", "channels",
+        ],
+    ) {
         for (k, _, v) in entries {
             match k.as_str() {
                 "gateway" => gateway(&mut ctx, v, &mut cfg),
                 "models" => crate::validate_agent::models(&mut ctx, v, &mut cfg),
                 "agents" => crate::validate_agent::agents(&mut ctx, v, &mut cfg),
                 "tools" => crate::validate_agent::tools(&mut ctx, v, &mut cfg),
+                "session" => crate::validate_channels::session(&mut ctx, v, &mut cfg),
+                "channels" => crate::validate_channels::channels(&mut ctx, v, &mut cfg),
                 _ => {}
             }
         }

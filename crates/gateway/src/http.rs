@@ -32,8 +32,13 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", any(healthz))
+    let mut r = Router::new();
+    if let Some(tg) = &state.gw.telegram {
+        if tg.cfg.mode == clawgate_config::TelegramMode::Webhook {
+            r = r.route(&tg.cfg.webhook_path, any(telegram_webhook));
+        }
+    }
+    r.route("/healthz", any(healthz))
         .route("/health", any(healthz))
         .route("/readyz", any(readyz))
         .route("/ready", any(readyz))
@@ -167,6 +172,85 @@ async fn readyz(State(st): State<AppState>, req: Request) -> Response {
         StatusCode::OK,
         json!({"ready": true, "failing": [], "uptimeMs": st.gw.uptime_ms()}),
     )
+}
+
+/// Largest webhook body accepted (Telegram updates are a few KB).
+const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// The webhook gate for Telegram: size cap → secret check → parse → dedupe and store → ack.
+/// Telegram signs nothing and sends no timestamp, so the secret header is the check and
+/// `update_id` dedupe stands in for a replay window.
+async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response {
+    let Some(tg) = st.gw.telegram.clone() else {
+        return not_found().await;
+    };
+    if req.method() != Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use POST",
+        );
+    }
+    let presented = req
+        .headers()
+        .get(clawgate_channels::telegram::SECRET_HEADER)
+        .map(|v| v.as_bytes().to_vec());
+    let body = match axum::body::to_bytes(req.into_body(), MAX_WEBHOOK_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "webhook body too large",
+            )
+        }
+    };
+    let secret = tg
+        .cfg
+        .webhook_secret
+        .as_ref()
+        .map(|s| s.expose())
+        .unwrap_or("");
+    if secret.is_empty()
+        || !clawgate_channels::telegram::verify_secret(secret, presented.as_deref())
+    {
+        warn!("telegram webhook: missing or wrong secret token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong X-Telegram-Bot-Api-Secret-Token",
+        );
+    }
+    let update: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "body is not a JSON update",
+            )
+        }
+    };
+    match tg.ingest(&st.gw, &update) {
+        Ok(_) => {
+            let mut resp = StatusCode::OK.into_response();
+            resp.headers_mut().insert(
+                "x-clawgate-delivery-accepted",
+                HeaderValue::from_static("durable"),
+            );
+            resp
+        }
+        Err(e) if e.contains("update_id") => error(StatusCode::BAD_REQUEST, "bad_update", &e),
+        Err(e) => {
+            warn!("telegram webhook: cannot store the update: {e}");
+            // Not acknowledged: Telegram will deliver it again.
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "cannot store the update",
+            )
+        }
+    }
 }
 
 async fn not_found() -> Response {

@@ -1,6 +1,7 @@
 //! The clawgate gateway: HTTP and the OpenClaw WebSocket protocol on one port.
 
 pub mod auth;
+pub mod channels;
 pub mod chat;
 pub mod conns;
 pub mod devices;

@@ -179,6 +179,16 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     {
         redactor.add(s.expose());
     }
+    if let Some(t) = &config.telegram {
+        for s in [&t.bot_token, &t.webhook_secret].into_iter().flatten() {
+            redactor.add(s.expose());
+        }
+    }
+    for p in &config.providers {
+        if let Some(k) = &p.api_key {
+            redactor.add(k.expose());
+        }
+    }
     logging::init(Some(&log_path), &redactor)
         .map_err(|e| StartError::config(format!("{}: {e}", log_path.display())))?;
     if created {
@@ -193,6 +203,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     })?;
     let devices = DeviceStore::open(home.join("devices.json")).map_err(StartError::config)?;
     let chat = build_chat(&config, &home)?;
+    let telegram = match &config.telegram {
+        Some(t) if t.enabled => Some(Arc::new(
+            crate::channels::telegram::TelegramRuntime::new(t.clone())
+                .map_err(StartError::config)?,
+        )),
+        _ => None,
+    };
     let mode = config.gateway.auth.mode;
     let gw = Arc::new(Gateway::new(GatewayParts {
         config,
@@ -203,6 +220,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         port: local.port(),
         devices,
         chat,
+        telegram,
     }));
     banner(&gw, local, token_file.as_deref());
 
@@ -212,6 +230,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         preauth,
     });
     spawn_periodic(gw.clone());
+    if let Some(tg) = &gw.telegram {
+        crate::channels::telegram::spawn(&gw, tg.clone());
+    }
 
     let mut shutdown_rx = gw.shutdown.subscribe();
     let signals = tokio::spawn(wait_for_signal());

@@ -89,6 +89,7 @@ pub struct Gateway {
     pub shutdown: watch::Sender<bool>,
     pub last_heartbeat: Mutex<Option<Value>>,
     pub chat: crate::chat::ChatRuntime,
+    pub telegram: Option<std::sync::Arc<crate::channels::telegram::TelegramRuntime>>,
 }
 
 pub struct GatewayParts {
@@ -100,6 +101,7 @@ pub struct GatewayParts {
     pub port: u16,
     pub devices: DeviceStore,
     pub chat: crate::chat::ChatRuntime,
+    pub telegram: Option<std::sync::Arc<crate::channels::telegram::TelegramRuntime>>,
 }
 
 impl Gateway {
@@ -148,6 +150,7 @@ impl Gateway {
             shutdown,
             last_heartbeat: Mutex::new(None),
             chat: parts.chat,
+            telegram: parts.telegram,
         }
     }
 

@@ -69,8 +69,7 @@ pub fn required_for(method: &str) -> Requirement {
         | "tasks.list"
         | "cron.list"
         | "cron.status"
-        | "update.status"
-        | "pairing.list" => Scope(READ),
+        | "update.status" => Scope(READ),
         "chat.send" | "chat.abort" | "agent" | "agent.wait" | "send" | "wake" | "tools.invoke"
         | "sessions.patch" | "message.action" => Scope(WRITE),
         "device.pair.list"
@@ -78,6 +77,7 @@ pub fn required_for(method: &str) -> Requirement {
         | "device.pair.reject"
         | "device.pair.remove"
         | "device.pair.rename"
+        | "pairing.list"
         | "pairing.approve" => Scope(PAIRING),
         "exec.approval.list" | "plugin.approval.list" => Scope(APPROVALS),
         _ => Scope(ADMIN),

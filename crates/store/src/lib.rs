@@ -1,5 +1,6 @@
 //! The gateway's durable state in one SQLite file: sessions, their transcripts,
-//! agent runs and idempotency keys.
+//! agent runs, idempotency keys, and the messaging channels' inbound log, reply outbox
+//! and pairing state.
 //!
 //! The file is created with mode 0600 and runs in WAL mode. A [`Store`] owns one
 //! connection behind a mutex so it can be shared between threads and tasks, and
@@ -18,12 +19,14 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, Row};
 use serde::Serialize;
 
+mod channels;
 mod runs;
 mod schema;
 mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use channels::{InboundRow, NewInbound, NewOutbox, OutboxRow, PairingOutcome, PairingRequest};
 pub use runs::INTERRUPTED_ERROR;
 
 /// Everything that can go wrong talking to the store.
@@ -41,6 +44,10 @@ pub enum StoreError {
     /// The file was migrated by a newer build; refusing beats silently misreading it.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The caller passed a value the store refuses (an unknown status, a code generator
+    /// that keeps colliding).
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 /// One chat session, addressed by its canonical key (e.g. `agent:main:main`).

@@ -75,6 +75,92 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_by_created ON idempotency (created_at);
 "#,
+    // 2: messaging channels (Telegram etc.): inbound log, reply outbox, small state, pairing.
+    r#"
+-- Every inbound platform update lands here BEFORE the platform is acknowledged (webhook 200,
+-- or the polling offset advanced), so an acknowledged message can never be lost.
+CREATE TABLE channel_inbound (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel      TEXT NOT NULL,
+    account      TEXT NOT NULL,
+    -- e.g. the platform's update id; the UNIQUE below turns a redelivery into a no-op.
+    dedupe_key   TEXT NOT NULL CHECK (dedupe_key <> ''),
+    payload      TEXT NOT NULL,
+    -- 'pending' until a reply is queued (done) or the message is dropped (ignored); after a
+    -- crash every row still 'pending' is processed again, so each message gets one reply.
+    status       TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'ignored')),
+    received_at  INTEGER NOT NULL,
+    processed_at INTEGER,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (channel, account, dedupe_key)
+);
+-- Crash recovery and the worker loop read only the pending rows, oldest first.
+CREATE INDEX channel_inbound_pending ON channel_inbound (id) WHERE status = 'pending';
+CREATE INDEX channel_inbound_by_received ON channel_inbound (channel, account, received_at);
+CREATE INDEX channel_inbound_by_status ON channel_inbound (channel, status);
+
+-- Replies are queued here, one row per message chunk, and a sender delivers them.
+CREATE TABLE channel_outbox (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel             TEXT NOT NULL,
+    account             TEXT NOT NULL,
+    chat_id             TEXT NOT NULL,
+    thread_id           TEXT,
+    reply_to            TEXT,
+    text                TEXT NOT NULL,
+    -- One key per reply chunk (e.g. derived from the inbound id and chunk index): a chunk
+    -- can be queued only once, so a reprocessed message never produces a second reply.
+    dedupe_key          TEXT NOT NULL UNIQUE CHECK (dedupe_key <> ''),
+    -- Soft reference, like runs.session_key: outbox rows are kept for auditing.
+    inbound_id          INTEGER,
+    -- 'sending' is a lease until next_attempt_at: a row a crash left 'sending' becomes due
+    -- again when the lease runs out, while a live sender keeps others from taking it.
+    status              TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at     INTEGER NOT NULL,
+    last_error          TEXT,
+    created_at          INTEGER NOT NULL,
+    sent_at             INTEGER,
+    platform_message_id TEXT
+);
+-- The sender's queue: only unfinished rows, found by due time.
+CREATE INDEX channel_outbox_due ON channel_outbox (channel, next_attempt_at)
+    WHERE status IN ('pending', 'sending');
+CREATE INDEX channel_outbox_by_inbound ON channel_outbox (inbound_id)
+    WHERE inbound_id IS NOT NULL;
+CREATE INDEX channel_outbox_by_status ON channel_outbox (channel, status);
+
+-- Small key/value state, e.g. the long-polling offset ("telegram:default:offset"); written
+-- in the same transaction as the inbound rows it covers.
+CREATE TABLE channel_state (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+
+-- One pending pairing request per unknown DM sender; expired rows are deleted lazily.
+CREATE TABLE pairing_requests (
+    channel      TEXT NOT NULL,
+    account      TEXT NOT NULL,
+    sender_id    TEXT NOT NULL,
+    code         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    meta         TEXT NOT NULL,
+    PRIMARY KEY (channel, account, sender_id)
+);
+-- A code names exactly one pending request of its channel, so approving is unambiguous.
+CREATE UNIQUE INDEX pairing_requests_by_code ON pairing_requests (channel, code);
+
+-- Senders approved through pairing.
+CREATE TABLE channel_allow (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    approved_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, sender_id)
+);
+"#,
 ];
 
 /// Applies every pending migration, each in its own transaction; returns how many ran.

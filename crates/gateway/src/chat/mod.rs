@@ -306,6 +306,69 @@ impl ChatRuntime {
     }
 }
 
+/// Why a turn could not be started.
+#[derive(Debug)]
+pub enum TurnError {
+    Store(String),
+    Busy(String),
+}
+
+/// Stores the user message durably, records the run, and queues it in the session's lane.
+/// Shared by `chat.send`, `agent` and the channels.
+pub fn start_turn(
+    gw: &Arc<Gateway>,
+    key: &str,
+    run_id: &str,
+    text: &str,
+    initiator: Option<u64>,
+) -> Result<(), TurnError> {
+    use crate::chat::events::{session_message, sessions_changed};
+    let store = &gw.chat.store;
+    let now = now_ms();
+    let err = |e: clawgate_store::StoreError| TurnError::Store(e.to_string());
+    let session = store
+        .ensure_session(key, crate::keys::agent_of(key), now)
+        .map_err(err)?;
+    let user_key = format!("{run_id}:user");
+    let content = transcript::user_message(text, now);
+    let row = store
+        .append_entry(&clawgate_store::NewEntry {
+            session_key: key,
+            role: "user",
+            content: &content,
+            run_id: Some(run_id),
+            idempotency_key: Some(&user_key),
+            usage: None,
+            meta: None,
+            ts: now,
+        })
+        .map_err(err)?;
+    session_message(gw, key, &transcript::wire(&row), &row.id, row.seq);
+    store
+        .insert_run(run_id, key, &session.session_id, now)
+        .map_err(err)?;
+    sessions_changed(
+        gw,
+        key,
+        "send",
+        Some(crate::methods::sessions::row_json(gw, &session)),
+    );
+    gw.chat
+        .submit(
+            gw,
+            RunRequest {
+                run_id: run_id.to_string(),
+                session_key: key.to_string(),
+                session_id: session.session_id,
+                user_text: text.to_string(),
+                initiator,
+                accepted_at: now,
+            },
+        )
+        .map_err(TurnError::Busy)?;
+    Ok(())
+}
+
 /// A stored run as the `agent.wait` / idempotent-retry status.
 pub fn stored_status(row: &clawgate_store::RunRow) -> Value {
     serde_json::json!({

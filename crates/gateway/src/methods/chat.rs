@@ -3,8 +3,8 @@
 
 use super::sessions::{defaults, key_param, row_json, store_err, validate_model};
 use super::{object, opt_u64, req_str, BoxFuture, Ctx};
-use crate::chat::events::{session_message, sessions_changed, RunEmitter};
-use crate::chat::{stored_status, transcript, RunRequest, RunSummary};
+use crate::chat::events::{session_message, RunEmitter};
+use crate::chat::{stored_status, transcript, RunSummary};
 use crate::devices::now_ms;
 use crate::keys;
 use clawgate_protocol::error::ErrorShape;
@@ -44,45 +44,14 @@ fn existing_status(ctx: &Ctx, run_id: &str) -> Value {
 
 /// Stores the user message and queues the run. `Err` for bad input or storage failures.
 fn start_run(ctx: &Ctx, key: &str, run_id: &str, text: &str) -> Result<(), ErrorShape> {
-    let gw = &ctx.gw;
-    let store = &gw.chat.store;
-    let now = now_ms();
-    let session = store
-        .ensure_session(key, keys::agent_of(key), now)
-        .map_err(store_err)?;
-    let user_key = format!("{run_id}:user");
-    let content = transcript::user_message(text, now);
-    let row = store
-        .append_entry(&NewEntry {
-            session_key: key,
-            role: "user",
-            content: &content,
-            run_id: Some(run_id),
-            idempotency_key: Some(&user_key),
-            usage: None,
-            meta: None,
-            ts: now,
-        })
-        .map_err(store_err)?;
-    session_message(gw, key, &transcript::wire(&row), &row.id, row.seq);
-    store
-        .insert_run(run_id, key, &session.session_id, now)
-        .map_err(store_err)?;
-    sessions_changed(gw, key, "send", Some(row_json(gw, &session)));
-    gw.chat
-        .submit(
-            gw,
-            RunRequest {
-                run_id: run_id.to_string(),
-                session_key: key.to_string(),
-                session_id: session.session_id,
-                user_text: text.to_string(),
-                initiator: Some(ctx.session.conn_id),
-                accepted_at: now,
-            },
-        )
-        .map_err(ErrorShape::unavailable)?;
-    Ok(())
+    crate::chat::start_turn(&ctx.gw, key, run_id, text, Some(ctx.session.conn_id)).map_err(|e| {
+        match e {
+            crate::chat::TurnError::Store(m) => {
+                ErrorShape::unavailable(format!("state database error: {m}"))
+            }
+            crate::chat::TurnError::Busy(m) => ErrorShape::unavailable(m),
+        }
+    })
 }
 
 /// Chat commands handled by the gateway itself (`/new`, `/reset`, `/stop`, `/model x`).

@@ -2,6 +2,7 @@
 //! shared state, return a result or a typed error. The table below is the dispatcher.
 
 mod agents;
+mod channels;
 mod chat;
 mod config;
 mod devices;
@@ -79,6 +80,11 @@ const METHODS: &[(&str, Handler)] = &[
     ("cron.status", agents::cron_status),
     ("update.status", agents::update_status),
     ("node.list", agents::node_list),
+    ("channels.status", channels::status),
+    ("send", channels::send),
+    ("message.action", channels::message_action),
+    ("pairing.list", channels::pairing_list),
+    ("pairing.approve", channels::pairing_approve),
 ];
 
 /// Methods that send their own replies (possibly more than one, like `agent`).

@@ -1,0 +1,207 @@
+//! `channels.status`, `send` / `message.action` (outbound through the outbox, idempotent),
+//! and the channel pairing requests (`pairing.list`, `pairing.approve`).
+
+use super::sessions::store_err;
+use super::{object, req_str, BoxFuture, Ctx};
+use crate::channels::router::Port;
+use crate::devices::now_ms;
+use clawgate_channels::chunk::chunk_text;
+use clawgate_channels::pairing::TTL_MS;
+use clawgate_protocol::error::ErrorShape;
+use clawgate_store::NewOutbox;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+    Box::pin(async move { Ok(crate::channels::status_json(&ctx.gw)) })
+}
+
+/// Queues `text` to `to` on `channel` under an idempotency key, then waits briefly for the
+/// platform's message id.
+async fn send_text(
+    ctx: &Ctx,
+    channel: &str,
+    to: &str,
+    text: &str,
+    key: &str,
+) -> Result<Value, ErrorShape> {
+    if channel != "telegram" {
+        return Err(ErrorShape::invalid(format!(
+            "unsupported channel: {channel}"
+        )));
+    }
+    let Some(tg) = ctx.gw.telegram.clone() else {
+        return Err(ErrorShape::unavailable(
+            "Error: Telegram is not configured. Set channels.telegram.botToken (or TELEGRAM_BOT_TOKEN) in config.yaml and restart the gateway.",
+        ));
+    };
+    let chat = to.trim().strip_prefix("telegram:").unwrap_or(to.trim());
+    if chat.parse::<i64>().is_err() && !chat.starts_with('@') {
+        return Err(ErrorShape::invalid(format!(
+            "invalid send params: `{to}` is not a Telegram chat id"
+        )));
+    }
+    if text.trim().is_empty() {
+        return Err(ErrorShape::invalid(
+            "invalid send params: message must not be empty",
+        ));
+    }
+    let store = &ctx.gw.chat.store;
+    let now = now_ms();
+    let mut ids = Vec::new();
+    for (i, c) in chunk_text(text, tg.cfg.text_chunk_limit).iter().enumerate() {
+        let dedupe = format!("send:{key}:{i}");
+        let row = NewOutbox {
+            channel: "telegram",
+            account: "default",
+            chat_id: chat,
+            thread_id: None,
+            reply_to: None,
+            text: c,
+            dedupe_key: &dedupe,
+            inbound_id: None,
+            now,
+        };
+        if let Some(id) = store.enqueue_outbox(&row).map_err(store_err)? {
+            ids.push(id);
+        }
+    }
+    tg.outbox_wake().notify_one();
+    // Report the platform message id when delivery is quick; the outbox keeps trying otherwise.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut status = if ids.is_empty() {
+        "duplicate"
+    } else {
+        "queued"
+    };
+    let mut message_id = None;
+    if let Some(first) = ids.first().copied() {
+        loop {
+            match store.get_outbox(first).map_err(store_err)? {
+                Some(row) if row.status == "sent" => {
+                    status = "sent";
+                    message_id = row.platform_message_id;
+                    break;
+                }
+                Some(row) if row.status == "failed" => {
+                    return Err(ErrorShape::unavailable(format!(
+                        "telegram refused the message: {}",
+                        row.last_error.unwrap_or_default()
+                    )));
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(
+        json!({"runId": key, "messageId": message_id, "outboxId": ids.first(), "channel": "telegram",
+              "chatId": chat, "status": status, "queuedChunks": ids.len()}),
+    )
+}
+
+pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = object("send", params)?;
+        let to = req_str("send", &p, "to")?.to_string();
+        let key = req_str("send", &p, "idempotencyKey")?.to_string();
+        let channel = p
+            .get("channel")
+            .and_then(Value::as_str)
+            .unwrap_or("telegram")
+            .to_string();
+        let text = p
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        send_text(ctx, &channel, &to, &text, &key).await
+    })
+}
+
+pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = object("message.action", params)?;
+        let channel = req_str("message.action", &p, "channel")?.to_string();
+        let action = req_str("message.action", &p, "action")?.to_string();
+        if action != "send" {
+            return Err(ErrorShape::invalid(format!(
+                "unsupported message action: {action}"
+            )));
+        }
+        let inner = p.get("params").cloned().unwrap_or(Value::Null);
+        let to = inner
+            .get("to")
+            .or(inner.get("target"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let text = inner
+            .get("message")
+            .or(inner.get("text"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let key = p
+            .get("idempotencyKey")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if channel == "telegram" && ctx.gw.telegram.is_none() {
+            return Err(ErrorShape::unavailable(
+                "Error: Telegram bot token missing. Set channels.telegram.botToken (or TELEGRAM_BOT_TOKEN) in config.yaml and restart the gateway.",
+            ));
+        }
+        send_text(ctx, &channel, &to, &text, &key).await
+    })
+}
+
+pub fn pairing_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = object("pairing.list", params)?;
+        let channel = p
+            .get("channel")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
+        let reqs = ctx
+            .gw
+            .chat
+            .store
+            .list_pairing_requests(channel, now_ms(), TTL_MS)
+            .map_err(store_err)?;
+        let requests: Vec<Value> = reqs
+            .iter()
+            .map(|r| json!({"channel": r.channel, "accountId": r.account, "senderId": r.sender_id, "code": r.code,
+                            "createdAt": r.created_at, "lastSeenAt": r.last_seen_at, "expiresAt": r.created_at + TTL_MS, "meta": r.meta}))
+            .collect();
+        Ok(json!({"requests": requests}))
+    })
+}
+
+pub fn pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = object("pairing.approve", params)?;
+        let channel = req_str("pairing.approve", &p, "channel")?.to_string();
+        let code = req_str("pairing.approve", &p, "code")?
+            .trim()
+            .to_ascii_uppercase();
+        let approved = ctx
+            .gw
+            .chat
+            .store
+            .approve_pairing(&channel, &code, now_ms(), TTL_MS)
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ErrorShape::invalid(format!(
+                    "unknown or expired pairing code for {channel}: {code}"
+                ))
+            })?;
+        tracing::info!(channel = %channel, sender = %approved.sender_id, "pairing approved");
+        Ok(
+            json!({"approved": true, "channel": channel, "accountId": approved.account, "senderId": approved.sender_id}),
+        )
+    })
+}
