@@ -456,3 +456,53 @@ fn openclaw_tui_connects_with_its_device_and_gets_the_reply() {
         "{v}"
     );
 }
+
+#[test]
+fn openclaw_message_send_and_channels_status_with_telegram() {
+    let tg = clawgate_testkit::FakeTelegram::start_blocking();
+    let config = format!(
+        "channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n",
+        tg.token(),
+        tg.api_root()
+    );
+    let e = setup_with(Options {
+        config: Some(config),
+        ..Options::default()
+    });
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+    let r = openclaw(
+        &[
+            "message",
+            "send",
+            "--channel",
+            "telegram",
+            "--target",
+            "12345",
+            "--message",
+            "hello from openclaw",
+            "--json",
+        ],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("message send --channel telegram", &r);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tg.sent_messages().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached Telegram; stdout:\n{}\nstderr:\n{}",
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = tg.sent_messages();
+    assert_eq!(sent[0].chat_id, 12345);
+    assert_eq!(sent[0].text, "hello from openclaw");
+    let r = openclaw(&["channels", "status", "--json"], &env, e.home.path());
+    assert_ok("channels status", &r);
+    assert!(r.stdout.contains("telegram"), "{}", r.stdout);
+}

@@ -509,3 +509,119 @@ fn webhook_mode_without_a_secret_refuses_to_start() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn poll_conflicts_and_rate_limits_are_survived() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    tg.fail_next("getupdates", Fault::Status(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running".into()));
+    tg.fail_next("getupdates", Fault::RetryAfter(1));
+    let gw = start(&llm, &tg, "    allowFrom: [\"42\"]\n");
+    tg.inject_private_text(42, "still there?");
+    let sent = tg.wait_for_sent(1, T).await;
+    assert_eq!(sent.len(), 1);
+    let polls: Vec<u16> = tg
+        .calls()
+        .iter()
+        .filter(|c| c.method == "getupdates")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(&polls[..2], &[409, 429], "{polls:?}");
+    let s = channel_status(&gw);
+    assert!(
+        s["lastError"].as_str().unwrap_or("").contains("conflict"),
+        "{s}"
+    );
+    assert!(
+        tg.call_count("deletewebhook") >= 2,
+        "a conflict triggers webhook cleanup"
+    );
+}
+
+#[tokio::test]
+async fn webhook_url_is_registered_with_its_secret() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let _gw = start(
+        &llm,
+        &tg,
+        &format!("    mode: webhook\n    webhookSecret: \"{SECRET}\"\n    webhookUrl: https://claw.example.com/webhook/telegram\n"),
+    );
+    wait_for("setWebhook", T, || {
+        let n = tg.call_count("setwebhook");
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    let call = tg
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "setwebhook")
+        .unwrap();
+    assert_eq!(
+        call.params["url"],
+        "https://claw.example.com/webhook/telegram"
+    );
+    assert_eq!(call.params["secret_token"], SECRET);
+    assert_eq!(tg.call_count("getupdates"), 0, "no polling in webhook mode");
+}
+
+#[tokio::test]
+async fn rejected_formatting_falls_back_to_plain_text_and_long_replies_are_chunked() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let long = (0..30)
+        .map(|i| format!("Paragraph {i}: {}", "word ".repeat(30)))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    llm.push(Step::text(&long));
+    tg.fail_next(
+        "sendmessage",
+        Fault::Status(
+            400,
+            "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"
+                .into(),
+        ),
+    );
+    let _gw = start(
+        &llm,
+        &tg,
+        "    allowFrom: [\"42\"]\n    textChunkLimit: 1000\n",
+    );
+    tg.inject_private_text(42, "tell me a lot");
+    let expected_chunks = clawgate_channels_chunks(&long, 1000);
+    let sent = tg.wait_for_sent(expected_chunks, T).await;
+    assert_eq!(sent.len(), expected_chunks, "one message per chunk");
+    assert!(sent.iter().all(|m| m.text.chars().count() <= 1000));
+    // The first chunk was refused as HTML and resent as plain text.
+    assert_eq!(sent[0].parse_mode, None);
+    assert_eq!(sent[1].parse_mode.as_deref(), Some("HTML"));
+    let joined: String = sent
+        .iter()
+        .map(|m| m.text.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        joined.split_whitespace().count(),
+        long.split_whitespace().count()
+    );
+}
+
+/// How many messages the gateway's chunker makes of `text` (recomputed independently: every
+/// paragraph here is ~170 characters, so chunks hold whole paragraphs).
+fn clawgate_channels_chunks(text: &str, limit: usize) -> usize {
+    let mut chunks = 0;
+    let mut len = 0usize;
+    for p in text.split("\n\n") {
+        let n = p.chars().count();
+        if len == 0 {
+            len = n;
+            chunks += 1;
+        } else if len + 2 + n <= limit {
+            len += 2 + n;
+        } else {
+            len = n;
+            chunks += 1;
+        }
+    }
+    chunks
+}
