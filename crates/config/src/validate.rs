@@ -143,6 +143,39 @@ impl Ctx<'_> {
         }
     }
 
+    /// A string that must be one of `allowed` (with a near-miss hint).
+    pub(crate) fn one_of(&mut self, node: &Node, key: &str, allowed: &[&str]) -> Option<String> {
+        let v = self.string(node, key)?;
+        if allowed.contains(&v.as_str()) {
+            return Some(v);
+        }
+        let hint = suggest(&v, allowed)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        let list = allowed
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.err(node.pos, key, format!("`{v}` is not one of {list}{hint}"));
+        None
+    }
+
+    pub(crate) fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+        match &node.value {
+            Value::Scalar(s, false) if s == "true" => Some(true),
+            Value::Scalar(s, false) if s == "false" => Some(false),
+            _ => {
+                self.err(
+                    node.pos,
+                    key,
+                    format!("expected true or false, found {}", describe(node)),
+                );
+                None
+            }
+        }
+    }
+
     pub(crate) fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<(String, Pos)>> {
         if node.is_null() {
             return Some(Vec::new());

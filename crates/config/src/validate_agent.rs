@@ -1,44 +1,9 @@
 //! Validation of `models`, `agents` and `tools`.
 
-use crate::validate::{join, suggest, Ctx};
+use crate::validate::{join, Ctx};
 use crate::yaml::{Node, Value};
 use crate::{Config, ExecMode, ModelEntry, ProviderApi, ProviderConfig, QueueMode, Secret};
 use std::path::PathBuf;
-
-fn boolean(ctx: &mut Ctx, node: &Node, key: &str) -> Option<bool> {
-    match &node.value {
-        Value::Scalar(s, false) if s == "true" => Some(true),
-        Value::Scalar(s, false) if s == "false" => Some(false),
-        _ => {
-            ctx.err(
-                node.pos,
-                key,
-                format!(
-                    "expected true or false, found {}",
-                    crate::validate::describe(node)
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn one_of(ctx: &mut Ctx, node: &Node, key: &str, allowed: &[&str]) -> Option<String> {
-    let v = ctx.string(node, key)?;
-    if allowed.contains(&v.as_str()) {
-        return Some(v);
-    }
-    let hint = suggest(&v, allowed)
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
-    let list = allowed
-        .iter()
-        .map(|a| format!("`{a}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    ctx.err(node.pos, key, format!("`{v}` is not one of {list}{hint}"));
-    None
-}
 
 pub(crate) fn models(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
     let Some(entries) = ctx.mapping(node, "models", &["providers"]) else {
@@ -106,7 +71,8 @@ fn provider(ctx: &mut Ctx, id: &str, node: &Node) -> Option<ProviderConfig> {
     for (k, _, v) in entries {
         let key = join(&prefix, k);
         match k.as_str() {
-            "api" => match one_of(ctx, v, &key, &["openai-completions", "anthropic-messages"])
+            "api" => match ctx
+                .one_of(v, &key, &["openai-completions", "anthropic-messages"])
                 .as_deref()
             {
                 Some("anthropic-messages") => pc.api = ProviderApi::AnthropicMessages,
@@ -302,7 +268,7 @@ pub(crate) fn agents(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                         a.timeout_ms = n * 1000;
                     }
                 }
-                "queueMode" => match one_of(ctx, dv, &key, &["followup", "interrupt"]).as_deref() {
+                "queueMode" => match ctx.one_of(dv, &key, &["followup", "interrupt"]).as_deref() {
                     Some("interrupt") => a.queue_mode = QueueMode::Interrupt,
                     Some(_) => a.queue_mode = QueueMode::Followup,
                     None => {}
@@ -366,7 +332,7 @@ pub(crate) fn tools(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 for (ek, _, ev) in e {
                     let ekey = join(&key, ek);
                     match ek.as_str() {
-                        "mode" => match one_of(ctx, ev, &ekey, &["deny", "allowlist"]).as_deref() {
+                        "mode" => match ctx.one_of(ev, &ekey, &["deny", "allowlist"]).as_deref() {
                             Some("allowlist") => t.exec.mode = ExecMode::Allowlist,
                             Some(_) => t.exec.mode = ExecMode::Deny,
                             None => {}
@@ -407,7 +373,7 @@ pub(crate) fn tools(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                         let k2 = join(fkey, fk);
                         match fk.as_str() {
                             "enabled" => {
-                                if let Some(b) = boolean(ctx, fv, &k2) {
+                                if let Some(b) = ctx.boolean(fv, &k2) {
                                     t.web_fetch.enabled = b;
                                 }
                             }

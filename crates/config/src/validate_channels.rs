@@ -1,43 +1,8 @@
 //! Validation of `session` and `channels`.
 
-use crate::validate::{join, suggest, Ctx};
+use crate::validate::{join, Ctx};
 use crate::yaml::{Node, Value};
 use crate::{Config, DmPolicy, DmScope, GroupConfig, Secret, TelegramConfig, TelegramMode};
-
-fn one_of(ctx: &mut Ctx, node: &Node, key: &str, allowed: &[&str]) -> Option<String> {
-    let v = ctx.string(node, key)?;
-    if allowed.contains(&v.as_str()) {
-        return Some(v);
-    }
-    let hint = suggest(&v, allowed)
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
-    let list = allowed
-        .iter()
-        .map(|a| format!("`{a}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    ctx.err(node.pos, key, format!("`{v}` is not one of {list}{hint}"));
-    None
-}
-
-fn boolean(ctx: &mut Ctx, node: &Node, key: &str) -> Option<bool> {
-    match &node.value {
-        Value::Scalar(s, false) if s == "true" => Some(true),
-        Value::Scalar(s, false) if s == "false" => Some(false),
-        _ => {
-            ctx.err(
-                node.pos,
-                key,
-                format!(
-                    "expected true or false, found {}",
-                    crate::validate::describe(node)
-                ),
-            );
-            None
-        }
-    }
-}
 
 pub(crate) fn session(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
     let Some(entries) = ctx.mapping(node, "session", &["dmScope"]) else {
@@ -51,7 +16,7 @@ pub(crate) fn session(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 "per-channel-peer",
                 "per-account-channel-peer",
             ];
-            cfg.dm_scope = match one_of(ctx, v, "session.dmScope", &allowed).as_deref() {
+            cfg.dm_scope = match ctx.one_of(v, "session.dmScope", &allowed).as_deref() {
                 Some("main") => DmScope::Main,
                 Some("per-peer") => DmScope::PerPeer,
                 Some("per-account-channel-peer") => DmScope::PerAccountChannelPeer,
@@ -124,7 +89,7 @@ fn telegram(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
         let key = join(P, k);
         match k.as_str() {
             "enabled" => {
-                if let Some(b) = boolean(ctx, v, &key) {
+                if let Some(b) = ctx.boolean(v, &key) {
                     t.enabled = b;
                 }
             }
@@ -143,7 +108,7 @@ fn telegram(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
             }
             "mode" => {
                 mode_pos = v.pos;
-                t.mode = match one_of(ctx, v, &key, &["polling", "webhook"]).as_deref() {
+                t.mode = match ctx.one_of(v, &key, &["polling", "webhook"]).as_deref() {
                     Some("webhook") => TelegramMode::Webhook,
                     _ => TelegramMode::Polling,
                 }
@@ -200,15 +165,15 @@ fn telegram(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
             }
             "dmPolicy" => {
                 policy_pos = v.pos;
-                t.dm_policy =
-                    match one_of(ctx, v, &key, &["pairing", "allowlist", "open", "disabled"])
-                        .as_deref()
-                    {
-                        Some("allowlist") => DmPolicy::Allowlist,
-                        Some("open") => DmPolicy::Open,
-                        Some("disabled") => DmPolicy::Disabled,
-                        _ => DmPolicy::Pairing,
-                    }
+                t.dm_policy = match ctx
+                    .one_of(v, &key, &["pairing", "allowlist", "open", "disabled"])
+                    .as_deref()
+                {
+                    Some("allowlist") => DmPolicy::Allowlist,
+                    Some("open") => DmPolicy::Open,
+                    Some("disabled") => DmPolicy::Disabled,
+                    _ => DmPolicy::Pairing,
+                }
             }
             "allowFrom" => {
                 if let Some(list) = ctx.string_list(v, &key) {
@@ -254,12 +219,12 @@ fn telegram(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
                             let k2 = join(&gkey, gk);
                             match gk.as_str() {
                                 "requireMention" => {
-                                    if let Some(b) = boolean(ctx, gvv, &k2) {
+                                    if let Some(b) = ctx.boolean(gvv, &k2) {
                                         g.require_mention = b;
                                     }
                                 }
                                 "enabled" => {
-                                    if let Some(b) = boolean(ctx, gvv, &k2) {
+                                    if let Some(b) = ctx.boolean(gvv, &k2) {
                                         g.enabled = b;
                                     }
                                 }

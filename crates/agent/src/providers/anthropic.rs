@@ -2,7 +2,7 @@
 
 use super::openai::parse_arguments;
 use super::sse::SseDecoder;
-use super::{http_error, next_chunk, short, Emitter, Provider, ProviderError};
+use super::{next_chunk, send_request, short, Emitter, Provider, ProviderError};
 use crate::types::{Message, ModelEvent, ModelRequest, ToolCall, Usage};
 use serde_json::{json, Value};
 
@@ -87,24 +87,8 @@ pub(crate) async fn stream(
     if let Some(key) = &p.cfg.api_key {
         rb = rb.header("x-api-key", key.expose());
     }
-    for (k, v) in &p.cfg.headers {
-        rb = rb.header(k.as_str(), v.expose());
-    }
     let first = p.first_token_timeout();
-    let mut resp = match tokio::time::timeout(first, rb.send()).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) if e.is_connect() => {
-            return Err(ProviderError::Network(format!(
-                "connection to {} failed",
-                p.cfg.base_url
-            )))
-        }
-        Ok(Err(e)) => return Err(ProviderError::Network(short(&e.to_string()))),
-        Err(_) => return Err(ProviderError::Timeout("the first token")),
-    };
-    if !resp.status().is_success() {
-        return Err(http_error(resp).await);
-    }
+    let mut resp = send_request(p, rb).await?;
     let mut dec = SseDecoder::default();
     let mut blocks: Vec<Block> = Vec::new();
     let mut usage = Usage::default();

@@ -137,6 +137,33 @@ impl Emitter<'_> {
     }
 }
 
+/// Sends a provider request with the configured extra headers, waiting at most the
+/// first-token timeout for the response head; a non-2xx answer becomes an error.
+pub(crate) async fn send_request(
+    p: &Provider,
+    rb: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    let mut rb = rb;
+    for (k, v) in &p.cfg.headers {
+        rb = rb.header(k.as_str(), v.expose());
+    }
+    let resp = match tokio::time::timeout(p.first_token_timeout(), rb.send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.is_connect() => {
+            return Err(ProviderError::Network(format!(
+                "connection to {} failed",
+                p.cfg.base_url
+            )))
+        }
+        Ok(Err(e)) => return Err(ProviderError::Network(short(&e.to_string()))),
+        Err(_) => return Err(ProviderError::Timeout("the first token")),
+    };
+    if !resp.status().is_success() {
+        return Err(http_error(resp).await);
+    }
+    Ok(resp)
+}
+
 /// Reads the next body chunk with an idle timeout; `Ok(None)` at the end of the body.
 pub(crate) async fn next_chunk(
     resp: &mut reqwest::Response,

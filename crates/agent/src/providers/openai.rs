@@ -2,7 +2,7 @@
 //! calls. Serves OpenAI, OpenRouter and OpenAI-compatible local servers.
 
 use super::sse::SseDecoder;
-use super::{http_error, next_chunk, short, Emitter, Provider, ProviderError};
+use super::{next_chunk, send_request, short, Emitter, Provider, ProviderError};
 use crate::types::{Message, ModelEvent, ModelRequest, ToolCall, Usage};
 use serde_json::{json, Value};
 
@@ -61,24 +61,8 @@ pub(crate) async fn stream(
     if let Some(key) = &p.cfg.api_key {
         rb = rb.bearer_auth(key.expose());
     }
-    for (k, v) in &p.cfg.headers {
-        rb = rb.header(k.as_str(), v.expose());
-    }
     let first = p.first_token_timeout();
-    let mut resp = match tokio::time::timeout(first, rb.send()).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) if e.is_connect() => {
-            return Err(ProviderError::Network(format!(
-                "connection to {} failed",
-                p.cfg.base_url
-            )))
-        }
-        Ok(Err(e)) => return Err(ProviderError::Network(short(&e.to_string()))),
-        Err(_) => return Err(ProviderError::Timeout("the first token")),
-    };
-    if !resp.status().is_success() {
-        return Err(http_error(resp).await);
-    }
+    let mut resp = send_request(p, rb).await?;
     let mut dec = SseDecoder::default();
     let mut calls: Vec<PendingCall> = Vec::new();
     let mut finish: Option<String> = None;
