@@ -215,22 +215,27 @@ pub async fn call(
     }
 }
 
+/// Calls `method` for a human-readable command; with `--json` the result is printed as is
+/// and `Ok(None)` comes back.
+async fn query(
+    flag: Option<PathBuf>,
+    conn: &ConnArgs,
+    scopes: &[&str],
+    method: &str,
+    params: Value,
+) -> Result<Option<Value>, u8> {
+    let v = one_call(flag, conn, scopes, method, params, Duration::from_secs(15)).await?;
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(None);
+    }
+    Ok(Some(v))
+}
+
 pub async fn health(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
-    match one_call(
-        flag,
-        &conn,
-        &["operator.read"],
-        "health",
-        json!({}),
-        Duration::from_secs(10),
-    )
-    .await
-    {
-        Ok(v) if conn.json => {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            0
-        }
-        Ok(v) => {
+    match query(flag, &conn, &["operator.read"], "health", json!({})).await {
+        Ok(None) => 0,
+        Ok(Some(v)) => {
             let ok = v.get("ok").and_then(Value::as_bool).unwrap_or(false);
             println!("Gateway: {}", if ok { "healthy" } else { "unhealthy" });
             println!(
@@ -245,21 +250,9 @@ pub async fn health(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
 }
 
 pub async fn status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
-    match one_call(
-        flag,
-        &conn,
-        &["operator.read"],
-        "status",
-        json!({}),
-        Duration::from_secs(10),
-    )
-    .await
-    {
-        Ok(v) if conn.json => {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            0
-        }
-        Ok(v) => {
+    match query(flag, &conn, &["operator.read"], "status", json!({})).await {
+        Ok(None) => 0,
+        Ok(Some(v)) => {
             let g = &v["gateway"];
             println!("clawgate {}", v["runtimeVersion"].as_str().unwrap_or("?"));
             println!(
@@ -556,23 +549,19 @@ pub fn dashboard(flag: Option<PathBuf>) -> u8 {
 }
 
 pub async fn channels_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
-    let v = match one_call(
+    let v = match query(
         flag,
         &conn,
         &["operator.read"],
         "channels.status",
         json!({}),
-        Duration::from_secs(10),
     )
     .await
     {
-        Ok(v) => v,
+        Ok(Some(v)) => v,
+        Ok(None) => return 0,
         Err(code) => return code,
     };
-    if conn.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return 0;
-    }
     let order = v["channelOrder"].as_array().cloned().unwrap_or_default();
     if order.is_empty() {
         println!("No channels configured (add channels.telegram to config.yaml).");
@@ -629,23 +618,11 @@ pub async fn pairing_list(flag: Option<PathBuf>, conn: ConnArgs, channel: Option
         Some(c) => json!({"channel": c}),
         None => json!({}),
     };
-    let v = match one_call(
-        flag,
-        &conn,
-        &["operator.pairing"],
-        "pairing.list",
-        params,
-        Duration::from_secs(10),
-    )
-    .await
-    {
-        Ok(v) => v,
+    let v = match query(flag, &conn, &["operator.pairing"], "pairing.list", params).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return 0,
         Err(code) => return code,
     };
-    if conn.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return 0;
-    }
     let reqs = v["requests"].as_array().cloned().unwrap_or_default();
     if reqs.is_empty() {
         println!("No pending pairing requests.");
@@ -700,21 +677,9 @@ pub async fn message_send(
 ) -> u8 {
     let key = uuid::Uuid::new_v4().to_string();
     let params = json!({"channel": channel, "to": to, "message": text, "idempotencyKey": key});
-    match one_call(
-        flag,
-        &conn,
-        &["operator.write"],
-        "send",
-        params,
-        Duration::from_secs(15),
-    )
-    .await
-    {
-        Ok(v) if conn.json => {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            0
-        }
-        Ok(v) => {
+    match query(flag, &conn, &["operator.write"], "send", params).await {
+        Ok(None) => 0,
+        Ok(Some(v)) => {
             println!(
                 "{} message to {}: {}",
                 channel,
