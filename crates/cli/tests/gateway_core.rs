@@ -453,6 +453,9 @@ async fn config_get_never_shows_the_token() {
     assert_eq!(res["ok"], true, "{res}");
     let text = res.to_string();
     assert!(!text.contains(token), "token leaked: {text}");
+    for canary in ["sk-PROVIDER-CANARY-42", "hdr-CANARY-9", "TG-CANARY-TOKEN"] {
+        assert!(!text.contains(canary), "{canary} leaked: {text}");
+    }
     assert!(text.contains("__OPENCLAW_REDACTED__"));
     assert_eq!(res["payload"]["exists"], true);
     // Nor the logs.

@@ -185,7 +185,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
     }
     for p in &config.providers {
-        if let Some(k) = &p.api_key {
+        for k in p.api_key.iter().chain(p.headers.iter().map(|(_, v)| v)) {
             redactor.add(k.expose());
         }
     }

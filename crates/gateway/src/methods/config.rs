@@ -55,25 +55,66 @@ pub fn get(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     })
 }
 
-/// Blanks the values of `token:`/`password:` keys (unless they only reference `${ENV}`),
-/// and any literal occurrence of a live secret.
+/// Whether a YAML key names a secret (`token`, `botToken`, `apiKey`, `webhookSecret`, …).
+fn is_secret_key(key: &str) -> bool {
+    let k = key
+        .trim()
+        .trim_matches('"')
+        .trim_matches('\'')
+        .to_ascii_lowercase();
+    [
+        "token",
+        "password",
+        "secret",
+        "apikey",
+        "api_key",
+        "authorization",
+    ]
+    .iter()
+    .any(|s| k.ends_with(s))
+}
+
+/// Every secret value the gateway holds, so literal copies can be blanked anywhere in the text.
+fn live_secrets(gw: &crate::state::Gateway) -> Vec<String> {
+    let c = &gw.config;
+    let mut secrets: Vec<&clawgate_config::Secret> = Vec::new();
+    secrets.extend(&gw.auth.secret);
+    secrets.extend(&c.gateway.auth.token);
+    secrets.extend(&c.gateway.auth.password);
+    for p in &c.providers {
+        secrets.extend(&p.api_key);
+        secrets.extend(p.headers.iter().map(|(_, v)| v));
+    }
+    if let Some(t) = &c.telegram {
+        secrets.extend(&t.bot_token);
+        secrets.extend(&t.webhook_secret);
+    }
+    secrets
+        .into_iter()
+        .map(|s| s.expose().to_string())
+        .filter(|s| s.len() >= 4)
+        .collect()
+}
+
+/// Blanks the values of secret-named keys (unless they only reference `${ENV}`), and any
+/// literal occurrence of a live secret.
 fn redact_raw(raw: &str, gw: &crate::state::Gateway) -> String {
     let mut out = String::with_capacity(raw.len());
     for line in raw.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        let key = ["token:", "password:"]
-            .iter()
-            .find(|k| trimmed.starts_with(*k));
-        match key {
-            Some(k) => {
-                let value = trimmed[k.len()..].trim();
-                let env_only = value.trim_matches('"').trim_matches('\'').starts_with("${")
-                    && value.trim_matches('"').trim_matches('\'').ends_with('}');
+        let split = trimmed
+            .split_once(':')
+            .filter(|(k, _)| !k.contains(' ') && is_secret_key(k));
+        match split {
+            Some((key, value)) => {
+                let value = value.trim();
+                let bare = value.trim_matches('"').trim_matches('\'');
+                let env_only = bare.starts_with("${") && bare.ends_with('}');
                 if value.is_empty() || value.starts_with('#') || env_only {
                     out.push_str(line);
                 } else {
                     let indent = &line[..line.len() - trimmed.len()];
-                    out.push_str(&format!("{indent}{k} \"{REDACTED}\""));
+                    out.push_str(&format!("{indent}{key}: \"{REDACTED}\""));
                     if line.ends_with('\n') {
                         out.push('\n');
                     }
@@ -82,17 +123,30 @@ fn redact_raw(raw: &str, gw: &crate::state::Gateway) -> String {
             None => out.push_str(line),
         }
     }
-    for secret in [
-        &gw.auth.secret,
-        &gw.config.gateway.auth.token,
-        &gw.config.gateway.auth.password,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !secret.expose().is_empty() {
-            out = out.replace(secret.expose(), REDACTED);
-        }
+    for secret in live_secrets(gw) {
+        out = out.replace(&secret, REDACTED);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_key;
+
+    #[test]
+    fn secret_keys() {
+        for k in [
+            "token",
+            "botToken",
+            "apiKey",
+            "webhookSecret",
+            "password",
+            "\"api_key\"",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["port", "host", "baseUrl", "models", "mode"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
 }
