@@ -190,7 +190,6 @@ pub async fn execute(
     };
 
     let ended = now_ms();
-    let agent_id = crate::keys::agent_of(&req.session_key).to_string();
     let session_id = rt
         .store
         .get_session(&req.session_key)
@@ -301,7 +300,6 @@ pub async fn execute(
         .flatten()
         .map(|s| crate::methods::sessions::row_json(gw, &s));
     sessions_changed(gw, &req.session_key, "agent.run.ended", row);
-    let _ = agent_id;
     RunSummary {
         run_id: req.run_id.clone(),
         session_key: req.session_key.clone(),

@@ -49,7 +49,6 @@ pub struct RunRequest {
     pub user_text: String,
     /// The connection that started it (it also gets the tool-call stream).
     pub initiator: Option<u64>,
-    pub accepted_at: i64,
 }
 
 struct ActiveRun {
@@ -362,7 +361,6 @@ pub fn start_turn(
                 session_id: session.session_id,
                 user_text: text.to_string(),
                 initiator,
-                accepted_at: now,
             },
         )
         .map_err(TurnError::Busy)?;
