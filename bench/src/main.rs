@@ -249,7 +249,7 @@ async fn rpc_load(
 async fn idle_connections(gw: &Gateway, n: usize) -> Result<(u64, u64)> {
     let before = rss_kb(gw.child.id())?;
     let mut held = Vec::with_capacity(n);
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
         let permit = sem.clone().acquire_owned().await?;

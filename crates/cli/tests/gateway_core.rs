@@ -574,3 +574,24 @@ async fn ping_gets_pong() {
     .unwrap();
     assert_eq!(pong, b"hi");
 }
+
+#[tokio::test]
+async fn unauthenticated_connections_are_capped_per_address() {
+    let gw = start();
+    // 32 sockets sit in the handshake without sending connect.
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        let mut ws = RawWs::connect(gw.addr).await;
+        ws.challenge().await;
+        idle.push(ws);
+    }
+    assert_eq!(RawWs::connect_with(gw.addr, &[]).await.err(), Some(503));
+    // Finishing one handshake frees its slot for the next client.
+    let mut first = idle.remove(0);
+    let res = first
+        .connect_req(cli_params(&gw.token(), &["operator.read"]))
+        .await;
+    assert_eq!(res["ok"], true);
+    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
+    assert_eq!(ws.call("health", json!({})).await["ok"], true);
+}

@@ -12,14 +12,11 @@ use axum::routing::any;
 use axum::Router;
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tracing::{debug, warn};
 
 /// Largest request body any route accepts.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-/// WebSocket connections that have not finished `connect` yet, at most.
-pub const MAX_PREAUTH_CONNECTIONS: usize = 256;
 
 /// The TCP peer, inserted by the accept loop.
 #[derive(Clone, Copy)]
@@ -28,7 +25,7 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Clone)]
 pub struct AppState {
     pub gw: Arc<Gateway>,
-    pub preauth: Arc<AtomicUsize>,
+    pub preauth: Arc<crate::preauth::PreauthSlots>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -286,31 +283,23 @@ async fn root(State(st): State<AppState>, mut req: Request) -> Response {
             "gateway stopping",
         );
     }
-    if st.preauth.fetch_add(1, Ordering::AcqRel) >= MAX_PREAUTH_CONNECTIONS {
-        st.preauth.fetch_sub(1, Ordering::AcqRel);
+    let peer = Peer::from_parts(&st.gw, addr, req.headers());
+    let Some(slot) = st.preauth.acquire(peer.client_ip) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "too many pending connections",
         );
-    }
-    let peer = Peer::from_parts(&st.gw, addr, req.headers());
+    };
     let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(x) => x,
-        Err(e) => {
-            st.preauth.fetch_sub(1, Ordering::AcqRel);
-            return error(StatusCode::BAD_REQUEST, "bad_upgrade", &e.to_string());
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_upgrade", &e.to_string()),
     };
     let gw = st.gw.clone();
-    let preauth = st.preauth.clone();
     tokio::spawn(async move {
         match fut.await {
-            Ok(ws) => crate::ws::serve(gw, ws, peer, preauth).await,
-            Err(e) => {
-                preauth.fetch_sub(1, Ordering::AcqRel);
-                debug!("websocket upgrade failed: {e}");
-            }
+            Ok(ws) => crate::ws::serve(gw, ws, peer, slot).await,
+            Err(e) => debug!("websocket upgrade failed: {e}"),
         }
     });
     let (parts, _) = resp.into_parts();

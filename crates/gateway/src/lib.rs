@@ -10,6 +10,7 @@ pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod methods;
+pub mod preauth;
 pub mod ratelimit;
 pub mod server;
 pub mod state;

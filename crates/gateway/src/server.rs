@@ -12,7 +12,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -224,7 +223,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     }));
     banner(&gw, local, token_file.as_deref());
 
-    let preauth = Arc::new(AtomicUsize::new(0));
+    let preauth = Arc::new(crate::preauth::PreauthSlots::default());
     let app = http::router(AppState {
         gw: gw.clone(),
         preauth,

@@ -15,7 +15,6 @@ use clawgate_protocol::{close, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use fastwebsockets::WebSocket;
 use io::{Incoming, Reader};
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -29,7 +28,7 @@ pub struct Session {
     pub params: ConnectParams,
 }
 
-pub async fn serve<S>(gw: Arc<Gateway>, ws: WebSocket<S>, peer: Peer, preauth: Arc<AtomicUsize>)
+pub async fn serve<S>(gw: Arc<Gateway>, ws: WebSocket<S>, peer: Peer, preauth: crate::preauth::Slot)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -52,7 +51,7 @@ where
         handshake(&gw, &mut reader, &outlet, &peer, &nonce),
     )
     .await;
-    preauth.fetch_sub(1, Ordering::AcqRel);
+    drop(preauth);
     let session = match result {
         Ok(Some(s)) => s,
         Ok(None) => {
