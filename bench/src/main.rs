@@ -364,13 +364,24 @@ async fn chat_bench(bin: &Path, turns: usize, concurrent: usize) -> Result<()> {
     );
     // Many sessions streaming at once (the fake streams 40 words, 50 ms apart).
     let mut tasks = Vec::new();
+    // Connect first (the gateway admits 32 handshakes per address at once), then start
+    // every stream at the same moment.
+    let mut sockets = Vec::with_capacity(concurrent);
+    for _ in 0..concurrent {
+        // Like a client that follows its own session: session-scoped events only.
+        sockets.push(
+            connect_caps(
+                gw.addr,
+                &gw.token,
+                &["operator.read", "operator.write"],
+                &["session-scoped-events"],
+            )
+            .await?,
+        );
+    }
     let t0 = Instant::now();
-    for i in 0..concurrent {
-        let addr = gw.addr;
-        let token = gw.token.clone();
+    for (i, mut ws) in sockets.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            // Like a client that follows its own session: session-scoped events only.
-            let mut ws = connect_caps(addr, &token, &["operator.read", "operator.write"], &["session-scoped-events"]).await?;
             let sub = json!({"type":"req","id":"s","method":"sessions.messages.subscribe","params":{"key":format!("c{i}")}});
             ws.send(Message::text(sub.to_string())).await?;
             let req = json!({"type":"req","id":"x","method":"chat.send","params":{"sessionKey":format!("c{i}"),"message":"SLOWTEST stream","idempotencyKey":format!("c-{i}")}});
