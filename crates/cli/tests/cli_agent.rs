@@ -29,11 +29,7 @@ fn setup() -> (GatewayProcess, FakeLlm) {
 }
 
 fn cmd(gw: &GatewayProcess) -> Command {
-    let mut c = Command::new(bin());
-    c.env("CLAWGATE_HOME", gw.home_path())
-        .env("CLAWGATE_GATEWAY_URL", gw.ws_url())
-        .env_remove("CLAWGATE_GATEWAY_TOKEN");
-    c
+    gw.cli(bin())
 }
 
 #[test]

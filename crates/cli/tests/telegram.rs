@@ -40,10 +40,9 @@ fn start(llm: &FakeLlm, tg: &FakeTelegram, extra: &str) -> GatewayProcess {
 
 /// `channels.status` through the real CLI (JSON).
 fn channel_status(gw: &GatewayProcess) -> Value {
-    let out = Command::new(bin())
+    let out = gw
+        .cli(bin())
         .args(["channels", "status", "--json"])
-        .env("CLAWGATE_HOME", gw.home_path())
-        .env("CLAWGATE_GATEWAY_URL", gw.ws_url())
         .output()
         .unwrap();
     assert_eq!(
@@ -141,14 +140,7 @@ async fn unknown_sender_gets_a_pairing_code_then_is_answered_after_approval() {
     .await;
     assert_eq!(tg.sent_messages().len(), 1);
     // The owner lists and approves with the CLI.
-    let cli = |args: &[&str]| {
-        Command::new(bin())
-            .args(args)
-            .env("CLAWGATE_HOME", gw.home_path())
-            .env("CLAWGATE_GATEWAY_URL", gw.ws_url())
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| gw.cli(bin()).args(args).output().unwrap();
     let out = cli(&["pairing", "list", "telegram"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&code));
     let out = cli(&["pairing", "approve", "telegram", &code.to_lowercase()]);
@@ -265,12 +257,7 @@ async fn a_stalled_poll_is_detected_and_recovered() {
     let sent = tg.wait_for_sent(1, T).await;
     assert_eq!(sent.len(), 1, "recovered after the stall");
     // doctor-style status output names the stall.
-    let out = Command::new(bin())
-        .args(["channels", "status"])
-        .env("CLAWGATE_HOME", gw.home_path())
-        .env("CLAWGATE_GATEWAY_URL", gw.ws_url())
-        .output()
-        .unwrap();
+    let out = gw.cli(bin()).args(["channels", "status"]).output().unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("stalls detected: 1"),
         "{}",
@@ -323,7 +310,8 @@ async fn message_send_through_the_cli() {
     let llm = FakeLlm::start().await;
     let tg = FakeTelegram::start().await;
     let gw = start(&llm, &tg, "");
-    let out = Command::new(bin())
+    let out = gw
+        .cli(bin())
         .args([
             "message",
             "send",
@@ -334,8 +322,6 @@ async fn message_send_through_the_cli() {
             "--text",
             "**hi** <there>",
         ])
-        .env("CLAWGATE_HOME", gw.home_path())
-        .env("CLAWGATE_GATEWAY_URL", gw.ws_url())
         .output()
         .unwrap();
     assert_eq!(

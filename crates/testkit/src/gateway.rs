@@ -132,6 +132,17 @@ impl GatewayProcess {
         self.home.path().to_path_buf()
     }
 
+    /// `bin` as a CLI aimed at this gateway: its state directory (so the token file is found)
+    /// and its WebSocket URL, with no token override from the environment.
+    pub fn cli(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
+        c.env("CLAWGATE_HOME", self.home.path())
+            .env("CLAWGATE_GATEWAY_URL", self.ws_url())
+            .env_remove("CLAWGATE_GATEWAY_TOKEN")
+            .env_remove("CLAWGATE_CONFIG");
+        c
+    }
+
     /// The generated token from `credentials/gateway-token`.
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.home.path().join("credentials/gateway-token"))
