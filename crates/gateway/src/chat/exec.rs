@@ -190,13 +190,6 @@ pub async fn execute(
     };
 
     let ended = now_ms();
-    let session_id = rt
-        .store
-        .get_session(&req.session_key)
-        .ok()
-        .flatten()
-        .map(|s| s.session_id)
-        .unwrap_or_default();
     let (status, stop_reason, error) = match end {
         Ok(RunEnd::Completed {
             text: final_text,
@@ -303,7 +296,8 @@ pub async fn execute(
     RunSummary {
         run_id: req.run_id.clone(),
         session_key: req.session_key.clone(),
-        session_id,
+        // The transcript this run belongs to (a reset during the run starts a new one).
+        session_id: req.session_id.clone(),
         status,
         text,
         stop_reason,
