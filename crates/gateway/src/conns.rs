@@ -48,36 +48,29 @@ impl Outlet {
     /// Queues a text frame. A connection whose queue would pass the bound is closed with
     /// 1008 "slow consumer" instead; `false` means the frame was not queued.
     pub fn send(&self, text: String) -> bool {
-        if self.closed.load(Ordering::Acquire) {
-            return false;
-        }
         let len = text.len();
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
-        if before + len > self.max_buffered {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.close(clawgate_protocol::close::POLICY, "slow consumer");
-            return false;
-        }
-        if self.tx.send(Outbound::Text(text)).is_err() {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        true
+        self.enqueue(len, Outbound::Text(text))
     }
 
     /// Queues a pong, counted against the same bound as text.
     pub fn pong(&self, payload: Vec<u8>) -> bool {
+        let len = payload.len() + crate::ws::io::PONG_OVERHEAD;
+        self.enqueue(len, Outbound::Pong(payload))
+    }
+
+    /// Counts `len` bytes against the bound, then queues; over the bound the connection is
+    /// closed as a slow consumer instead.
+    fn enqueue(&self, len: usize, msg: Outbound) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        let len = payload.len() + crate::ws::io::PONG_OVERHEAD;
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
         if before + len > self.max_buffered {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             self.close(clawgate_protocol::close::POLICY, "slow consumer");
             return false;
         }
-        if self.tx.send(Outbound::Pong(payload)).is_err() {
+        if self.tx.send(msg).is_err() {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
