@@ -300,14 +300,24 @@ impl Config {
         validate::parse(text, path, env)
     }
 
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path` (at most [`MAX_CONFIG_BYTES`]).
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
+        use std::io::Read;
+        let mut text = String::new();
+        let read = std::fs::File::open(path).and_then(|f| {
+            f.take(MAX_CONFIG_BYTES as u64 + 1)
+                .read_to_string(&mut text)
+        });
+        match read {
+            Ok(n) if n > MAX_CONFIG_BYTES => Err(vec![ConfigError::too_large(path)]),
+            Ok(_) => Config::parse(&text, path),
             Err(e) => Err(vec![ConfigError::io(path, &e)]),
         }
     }
 }
+
+/// The largest config file clawgate reads (a real one is a few KiB).
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// Whether a bind host is a loopback address: 127.0.0.0/8, ::1, or an IPv4-mapped loopback.
 /// The unspecified addresses (`0.0.0.0`, `::`) are never loopback.

@@ -24,6 +24,18 @@ impl ConfigError {
             message: format!("cannot read: {e}"),
         }
     }
+
+    pub fn too_large(path: &Path) -> Self {
+        ConfigError {
+            file: path.display().to_string(),
+            pos: None,
+            key: String::new(),
+            message: format!(
+                "larger than {} KiB; this is not a clawgate config file",
+                crate::MAX_CONFIG_BYTES / 1024
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for ConfigError {

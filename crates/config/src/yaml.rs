@@ -57,9 +57,19 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// Deepest nesting of mappings and sequences accepted (the real schema needs six levels).
+pub const MAX_DEPTH: usize = 32;
+/// Most scalars, mappings and sequences in one file (a real config has a few hundred).
+pub const MAX_NODES: usize = 10_000;
+
 enum Frame {
     Seq(Pos, Vec<Node>),
-    Map(Pos, Vec<(String, Pos, Node)>, Option<(String, Pos)>),
+    Map(
+        Pos,
+        Vec<(String, Pos, Node)>,
+        Option<(String, Pos)>,
+        std::collections::HashSet<String>,
+    ),
 }
 
 #[derive(Default)]
@@ -67,6 +77,7 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
     error: Option<SyntaxError>,
+    nodes: usize,
 }
 
 impl Builder {
@@ -87,13 +98,13 @@ impl Builder {
                 }
             }
             Some(Frame::Seq(_, items)) => items.push(node),
-            Some(Frame::Map(_, entries, pending)) => match pending.take() {
+            Some(Frame::Map(_, entries, pending, seen)) => match pending.take() {
                 None => match node.value {
                     Value::Scalar(key, _) => {
-                        if entries.iter().any(|(k, _, _)| *k == key) {
+                        if !seen.insert(key.clone()) {
                             let msg = format!("duplicate key `{key}`");
                             self.fail(node.pos, msg);
-                        } else if let Some(Frame::Map(_, _, pending)) = self.stack.last_mut() {
+                        } else {
                             *pending = Some((key, node.pos));
                         }
                     }
@@ -111,6 +122,23 @@ impl MarkedEventReceiver for Builder {
             return;
         }
         let pos = Pos::from(mark);
+        if matches!(
+            ev,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)
+        ) {
+            self.nodes += 1;
+            if self.nodes > MAX_NODES {
+                return self.fail(pos, format!("too many entries (more than {MAX_NODES})"));
+            }
+        }
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            return self.fail(
+                pos,
+                format!("nested too deeply (more than {MAX_DEPTH} levels)"),
+            );
+        }
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
@@ -127,7 +155,10 @@ impl MarkedEventReceiver for Builder {
                 self.fail(pos, "anchors are not supported in config.yaml");
             }
             Event::SequenceStart(..) => self.stack.push(Frame::Seq(pos, Vec::new())),
-            Event::MappingStart(..) => self.stack.push(Frame::Map(pos, Vec::new(), None)),
+            Event::MappingStart(..) => {
+                self.stack
+                    .push(Frame::Map(pos, Vec::new(), None, Default::default()))
+            }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(p, items)) = self.stack.pop() {
                     self.push_node(Node {
@@ -137,7 +168,7 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(p, entries, _)) = self.stack.pop() {
+                if let Some(Frame::Map(p, entries, _, _)) = self.stack.pop() {
                     self.push_node(Node {
                         pos: p,
                         value: Value::Map(entries),
@@ -155,16 +186,22 @@ impl MarkedEventReceiver for Builder {
 
 /// Parses YAML text into a positioned tree. An empty document yields `None`.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    // Events are pulled one at a time rather than through `Parser::load`, which recurses once
+    // per nesting level (a stack overflow on `[[[[…`) and stops only at the end of the input.
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        return Err(SyntaxError {
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| SyntaxError {
             pos: Pos::from(*e.marker()),
             message: e.info().to_string(),
-        });
-    }
-    if let Some(err) = builder.error {
-        return Err(err);
+        })?;
+        if ev == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(ev, mark);
+        if let Some(err) = builder.error.take() {
+            return Err(err);
+        }
     }
     Ok(builder.root)
 }

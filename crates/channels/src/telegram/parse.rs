@@ -18,11 +18,12 @@ pub fn update_id(update: &Value) -> Option<i64> {
 /// The slice of `text` at a UTF-16 offset/length, as Telegram entities count.
 pub fn utf16_slice(text: &str, offset: usize, length: usize) -> Option<String> {
     let units: Vec<u16> = text.encode_utf16().collect();
+    units_slice(&units, offset, length)
+}
+
+fn units_slice(units: &[u16], offset: usize, length: usize) -> Option<String> {
     let end = offset.checked_add(length)?;
-    if end > units.len() {
-        return None;
-    }
-    String::from_utf16(&units[offset..end]).ok()
+    String::from_utf16(units.get(offset..end)?).ok()
 }
 
 fn mentions_bot(msg: &Value, text: &str, entities_key: &str, bot: &BotIdentity) -> bool {
@@ -30,15 +31,17 @@ fn mentions_bot(msg: &Value, text: &str, entities_key: &str, bot: &BotIdentity) 
         return false;
     };
     let uname = bot.username.to_ascii_lowercase();
+    // Encoded once: an update may carry many entities over a long text.
+    let units: Vec<u16> = text.encode_utf16().collect();
     entities.iter().any(|e| {
         let off = e["offset"].as_u64().unwrap_or(u64::MAX) as usize;
         let len = e["length"].as_u64().unwrap_or(0) as usize;
         match e["type"].as_str() {
-            Some("mention") => utf16_slice(text, off, len).is_some_and(|s| {
+            Some("mention") => units_slice(&units, off, len).is_some_and(|s| {
                 !uname.is_empty() && s.trim_start_matches('@').eq_ignore_ascii_case(&uname)
             }),
             Some("text_mention") => e["user"]["id"].as_i64() == Some(bot.id),
-            Some("bot_command") => utf16_slice(text, off, len).is_some_and(|s| {
+            Some("bot_command") => units_slice(&units, off, len).is_some_and(|s| {
                 s.split_once('@')
                     .is_some_and(|(_, u)| !uname.is_empty() && u.eq_ignore_ascii_case(&uname))
             }),
