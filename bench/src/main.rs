@@ -3,9 +3,12 @@
 //!
 //!   cargo build --release -p clawgate -p clawgate-bench
 //!   target/release/clawgate-bench all --gateway target/release/clawgate
+//!   target/release/clawgate-bench soak --minutes 60 --gateway target/release/clawgate
 //!
 //! Every figure comes from a gateway this program starts itself in a throwaway state
 //! directory on an ephemeral loopback port.
+
+mod soak;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
@@ -512,6 +515,12 @@ async fn main() -> Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(100);
         chat_bench(&bin, turns, concurrent).await?;
+    }
+    if mode == "soak" {
+        let minutes: u64 = arg(&args, "--minutes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        soak::soak(&bin, minutes).await?;
     }
     if mode == "all" || mode == "idle" {
         let (gw, _) = start_gateway(&bin)?;
