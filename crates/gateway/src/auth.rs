@@ -178,6 +178,7 @@ fn device_error(message: &str, detail: &str, reason: &str) -> Refusal {
 }
 
 /// Decides a `connect`. The rate limiter is consulted before any secret is compared.
+/// Device checks read and write the state database: call it from `spawn_blocking`.
 pub fn authenticate(
     gw: &Gateway,
     peer: &Peer,
@@ -196,7 +197,8 @@ pub fn authenticate(
         })
         .into());
     }
-    let requested = scopes::filter_known(&params.scopes);
+    // Probes (`gateway probe`/`status`) never get more than read, whatever they ask for.
+    let requested = scopes::cap_for_mode(&params.client.mode, scopes::filter_known(&params.scopes));
     let shared = check_shared(gw, params);
 
     let Some(device) = &params.device else {
@@ -309,7 +311,7 @@ pub fn authenticate(
 
     let method = match shared {
         Shared::Ok => {
-            match gw.devices.state(&claim) {
+            match gw.devices.state(&claim).map_err(unavailable)? {
                 PairingState::Approved => {}
                 state => {
                     let reason = if matches!(state, PairingState::ScopeUpgrade) {
@@ -318,9 +320,7 @@ pub fn authenticate(
                         "not-paired"
                     };
                     if peer.is_local {
-                        gw.devices
-                            .approve_silently(&claim)
-                            .map_err(|e| Refusal::from(ErrorShape::unavailable(e)))?;
+                        gw.devices.approve_silently(&claim).map_err(unavailable)?;
                     } else {
                         return Err(pairing_required(gw, &claim, reason));
                     }
@@ -336,9 +336,14 @@ pub fn authenticate(
                 .as_deref()
                 .or(params.auth.token.as_deref())
                 .filter(|s| !s.is_empty());
-            match candidate
-                .and_then(|c| gw.devices.verify_token(&derived_id, &public_key, &role, c))
-            {
+            let verified = match candidate {
+                Some(c) => gw
+                    .devices
+                    .verify_token(&derived_id, &public_key, &role, c)
+                    .map_err(unavailable)?,
+                None => None,
+            };
+            match verified {
                 Some(token_scopes) => {
                     if !requested.iter().all(|s| token_scopes.contains(s)) {
                         return Err(ErrorShape::invalid(
@@ -375,17 +380,23 @@ pub fn authenticate(
         }
     };
     gw.limiter.record_success(peer.client_ip);
+    // Minted only on first use or for wider (already approved) scopes; the plaintext is in
+    // this hello-ok and nowhere else.
     let token = gw
         .devices
         .ensure_token(&derived_id, &role, &requested)
-        .map_err(|e| Refusal::from(ErrorShape::unavailable(e)))?;
+        .map_err(unavailable)?;
     Ok(Grant {
         role,
         scopes: requested,
         method,
         device_id: Some(derived_id),
-        device_token: Some(token),
+        device_token: token,
     })
+}
+
+fn unavailable(e: String) -> Refusal {
+    ErrorShape::unavailable(e).into()
 }
 
 fn check_shared(gw: &Gateway, params: &ConnectParams) -> Shared {

@@ -1,76 +1,31 @@
-//! Paired devices, pending pairing requests and per-device tokens, persisted as one 0600
-//! JSON file in the state directory (written atomically).
+//! Paired devices, pending pairing requests and per-device tokens, kept in the SQLite state
+//! database (`state.db`) with the rest of the state.
+//!
+//! A device token is stored only as its SHA-256 digest and compared in constant time; the
+//! plaintext is returned once, in the hello-ok that mints it. A `devices.json` left by an older
+//! build is imported on start (tokens hashed on the way in) and then deleted.
+//!
+//! Every method does blocking SQLite work: async code calls them through `spawn_blocking`
+//! (the connect path runs `auth::authenticate` there).
 
-use clawgate_config::paths::write_private_atomic;
 use clawgate_protocol::device::b64url;
-use serde::{Deserialize, Serialize};
+use clawgate_protocol::scopes;
+use clawgate_store::{DeviceTokenRow, Store};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use subtle::ConstantTimeEq;
+
+pub use clawgate_store::{DeviceRequestRow as PendingRequest, DeviceRow as PairedDevice};
 
 /// Pending requests kept at most, and how long one lives.
 const MAX_PENDING: usize = 64;
 const PENDING_TTL_MS: i64 = 60 * 60 * 1000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceToken {
-    pub token: String,
-    pub role: String,
-    pub scopes: Vec<String>,
-    pub created_at_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_used_at_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PairedDevice {
-    pub device_id: String,
-    pub public_key: String,
-    pub display_name: Option<String>,
-    pub platform: Option<String>,
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub client_mode: String,
-    pub role: String,
-    pub approved_scopes: Vec<String>,
-    pub tokens: BTreeMap<String, DeviceToken>,
-    pub approved_via: String,
-    pub created_at_ms: i64,
-    pub approved_at_ms: i64,
-    pub last_seen_at_ms: i64,
-    pub remote_ip: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingRequest {
-    pub request_id: String,
-    pub device_id: String,
-    pub public_key: String,
-    pub display_name: Option<String>,
-    pub platform: Option<String>,
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub client_mode: String,
-    pub role: String,
-    pub scopes: Vec<String>,
-    pub remote_ip: Option<String>,
-    pub reason: String,
-    pub ts: i64,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-struct Data {
-    #[serde(default)]
-    paired: BTreeMap<String, PairedDevice>,
-    #[serde(default)]
-    pending: BTreeMap<String, PendingRequest>,
-}
+/// The file older builds kept devices (and plaintext tokens) in.
+const LEGACY_FILE: &str = "devices.json";
 
 /// What a device asks for when it connects.
 #[derive(Debug, Clone)]
@@ -96,9 +51,22 @@ pub enum PairingState {
     ScopeUpgrade,
 }
 
+/// Outcome of [`DeviceStore::approve`].
+pub enum Approval {
+    Approved(Box<PairedDevice>, Vec<DeviceTokenRow>),
+    /// No such pending request.
+    Unknown,
+    /// The request asks for scopes the approver does not hold; it stays pending.
+    Forbidden {
+        missing: Vec<String>,
+    },
+}
+
 pub struct DeviceStore {
-    path: PathBuf,
-    data: Mutex<Data>,
+    store: Arc<Store>,
+    /// Serializes read-check-write sequences (pairing, approval, token issuance), so no two
+    /// of them interleave between their read and their write.
+    write: Mutex<()>,
 }
 
 pub fn now_ms() -> i64 {
@@ -112,34 +80,38 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
+fn err(e: clawgate_store::StoreError) -> String {
+    format!("device store: {e}")
+}
+
+/// `base` plus the scopes of `extra` it lacks, in order.
+fn union(base: &[String], extra: &[String]) -> Vec<String> {
+    let mut out = base.to_vec();
+    for s in extra {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
 impl DeviceStore {
-    /// Loads the store; a missing file is an empty store, a corrupt one is an error.
-    pub fn open(path: PathBuf) -> Result<Self, String> {
-        let data = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}: not a valid device store: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Data::default(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+    /// The device store over `store`; imports (then deletes) a legacy `devices.json` in `home`.
+    pub fn open(store: Arc<Store>, home: &Path) -> Result<Self, String> {
+        let devices = DeviceStore {
+            store,
+            write: Mutex::new(()),
         };
-        Ok(DeviceStore {
-            path,
-            data: Mutex::new(data),
-        })
+        devices.import_legacy(home)?;
+        Ok(devices)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    fn guard(&self) -> MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, data: &Data) -> Result<(), String> {
-        let bytes = serde_json::to_vec_pretty(data).map_err(|e| e.to_string())?;
-        write_private_atomic(&self.path, &bytes)
-            .map_err(|e| format!("{}: {e}", self.path.display()))
-    }
-
-    pub fn state(&self, claim: &DeviceClaim) -> PairingState {
-        let data = self.lock();
-        match data.paired.get(&claim.device_id) {
+    pub fn state(&self, claim: &DeviceClaim) -> Result<PairingState, String> {
+        Ok(match self.store.device(&claim.device_id).map_err(err)? {
             Some(d) if d.public_key == claim.public_key => {
                 if claim.scopes.iter().all(|s| d.approved_scopes.contains(s)) {
                     PairingState::Approved
@@ -148,44 +120,64 @@ impl DeviceStore {
                 }
             }
             _ => PairingState::NotPaired,
-        }
+        })
     }
 
     /// Approves a device on the spot (loopback auto-approval), widening its approved scopes
     /// to the ones it asked for.
     pub fn approve_silently(&self, claim: &DeviceClaim) -> Result<(), String> {
-        let mut data = self.lock();
-        let now = now_ms();
-        upsert_paired(&mut data, claim, &claim.scopes, "silent", now);
-        data.pending.retain(|_, p| p.device_id != claim.device_id);
-        self.save(&data)
+        let _g = self.guard();
+        let dev = self.merged(claim, &claim.scopes, "silent")?;
+        self.store.pair_device(&dev).map_err(err)
     }
 
-    /// Records (or refreshes) a pending request and returns its id.
+    /// The paired record `claim` gets when approved for `scopes`: the scopes already approved
+    /// for the same key are kept, a new key starts afresh.
+    fn merged(
+        &self,
+        claim: &DeviceClaim,
+        scopes: &[String],
+        via: &str,
+    ) -> Result<PairedDevice, String> {
+        let now = now_ms();
+        let old = self
+            .store
+            .device(&claim.device_id)
+            .map_err(err)?
+            .filter(|d| d.public_key == claim.public_key);
+        let approved = union(
+            old.as_ref().map(|d| &d.approved_scopes[..]).unwrap_or(&[]),
+            scopes,
+        );
+        Ok(PairedDevice {
+            device_id: claim.device_id.clone(),
+            public_key: claim.public_key.clone(),
+            display_name: claim.display_name.clone(),
+            platform: claim.platform.clone(),
+            device_family: claim.device_family.clone(),
+            client_id: claim.client_id.clone(),
+            client_mode: claim.client_mode.clone(),
+            role: claim.role.clone(),
+            approved_scopes: approved,
+            approved_via: via.to_string(),
+            created_at: old.as_ref().map_or(now, |d| d.created_at),
+            approved_at: now,
+            last_seen_at: now,
+            remote_ip: claim.remote_ip.clone(),
+        })
+    }
+
+    /// Records (or refreshes) the pending request of `claim`. A request asking for the same
+    /// key, role and scopes keeps its id; anything else replaces it under a new id.
     pub fn request_pairing(
         &self,
         claim: &DeviceClaim,
         reason: &str,
     ) -> Result<PendingRequest, String> {
-        let mut data = self.lock();
+        let _g = self.guard();
         let now = now_ms();
-        data.pending.retain(|_, p| now - p.ts < PENDING_TTL_MS);
-        let existing = data
-            .pending
-            .values()
-            .find(|p| p.device_id == claim.device_id)
-            .map(|p| p.request_id.clone());
-        let request_id = match existing {
-            Some(id) => id,
-            None => {
-                if data.pending.len() >= MAX_PENDING {
-                    return Err("too many pending pairing requests".into());
-                }
-                uuid::Uuid::new_v4().to_string()
-            }
-        };
         let req = PendingRequest {
-            request_id: request_id.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
             device_id: claim.device_id.clone(),
             public_key: claim.public_key.clone(),
             display_name: claim.display_name.clone(),
@@ -199,78 +191,81 @@ impl DeviceStore {
             reason: reason.to_string(),
             ts: now,
         };
-        data.pending.insert(request_id, req.clone());
-        self.save(&data)?;
-        Ok(req)
+        self.store
+            .put_device_request(&req, MAX_PENDING, now - PENDING_TTL_MS)
+            .map_err(err)?
+            .ok_or_else(|| "too many pending pairing requests".to_string())
     }
 
-    /// Ensures a device token for `role` covering `scopes`; returns (token, issuedAtMs).
+    /// Ensures a device token for `role` covering `scopes`. `Some((token, issuedAtMs))` only
+    /// when a token is minted (first approval, or wider scopes): the plaintext exists only in
+    /// that return value. `None` when the existing token already covers the scopes.
     pub fn ensure_token(
         &self,
         device_id: &str,
         role: &str,
         scopes: &[String],
-    ) -> Result<(String, i64), String> {
-        let mut data = self.lock();
+    ) -> Result<Option<(String, i64)>, String> {
+        let _g = self.guard();
         let now = now_ms();
-        let Some(dev) = data.paired.get_mut(device_id) else {
+        let Some(dev) = self.store.device(device_id).map_err(err)? else {
             return Err("device is not paired".into());
         };
-        dev.last_seen_at_ms = now;
-        if let Some(tok) = dev.tokens.get_mut(role) {
+        if let Some(tok) = self.store.device_token(device_id, role).map_err(err)? {
             if scopes.iter().all(|s| tok.scopes.contains(s)) {
-                tok.last_used_at_ms = Some(now);
-                let out = (tok.token.clone(), tok.created_at_ms);
-                self.save(&data)?;
-                return Ok(out);
+                self.store.touch_device(device_id, role, now).map_err(err)?;
+                return Ok(None);
             }
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
         let token = b64url(&bytes);
-        let mut all_scopes = dev.approved_scopes.clone();
-        for s in scopes {
-            if !all_scopes.contains(s) {
-                all_scopes.push(s.clone());
-            }
-        }
-        dev.tokens.insert(
-            role.to_string(),
-            DeviceToken {
-                token: token.clone(),
+        self.store
+            .put_device_token(&DeviceTokenRow {
+                device_id: device_id.to_string(),
                 role: role.to_string(),
-                scopes: all_scopes,
-                created_at_ms: now,
-                last_used_at_ms: Some(now),
-            },
-        );
-        self.save(&data)?;
-        Ok((token, now))
+                token_sha256: digest(&token),
+                scopes: union(&dev.approved_scopes, scopes),
+                created_at: now,
+                last_used_at: Some(now),
+            })
+            .map_err(err)?;
+        self.store.touch_device(device_id, role, now).map_err(err)?;
+        Ok(Some((token, now)))
     }
 
-    /// Checks a presented device token in constant time. `Ok(scopes)` of the token.
+    /// Checks a presented device token in constant time; `Some(scopes)` of the token.
     pub fn verify_token(
         &self,
         device_id: &str,
         public_key: &str,
         role: &str,
         candidate: &str,
-    ) -> Option<Vec<String>> {
-        let data = self.lock();
-        let dev = data.paired.get(device_id)?;
-        if dev.public_key != public_key {
-            return None;
-        }
-        let tok = dev.tokens.get(role)?;
-        let ok: bool = digest(&tok.token).ct_eq(&digest(candidate)).into();
-        ok.then(|| tok.scopes.clone())
-    }
-
-    pub fn approve(&self, request_id: &str) -> Result<Option<PairedDevice>, String> {
-        let mut data = self.lock();
-        let Some(req) = data.pending.remove(request_id) else {
+    ) -> Result<Option<Vec<String>>, String> {
+        let Some(dev) = self.store.device(device_id).map_err(err)? else {
             return Ok(None);
         };
+        if dev.public_key != public_key {
+            return Ok(None);
+        }
+        let Some(tok) = self.store.device_token(device_id, role).map_err(err)? else {
+            return Ok(None);
+        };
+        let ok: bool = tok.token_sha256.ct_eq(&digest(candidate)).into();
+        Ok(ok.then_some(tok.scopes))
+    }
+
+    /// Approves a pending request on behalf of a connection holding `approver`: it may grant
+    /// only scopes it holds itself (`operator.admin` holds them all).
+    pub fn approve(&self, request_id: &str, approver: &[String]) -> Result<Approval, String> {
+        let _g = self.guard();
+        let Some(req) = self.store.device_request(request_id).map_err(err)? else {
+            return Ok(Approval::Unknown);
+        };
+        let missing = scopes::missing_grants(approver, &req.scopes);
+        if !missing.is_empty() {
+            return Ok(Approval::Forbidden { missing });
+        }
         let claim = DeviceClaim {
             device_id: req.device_id.clone(),
             public_key: req.public_key.clone(),
@@ -283,79 +278,194 @@ impl DeviceStore {
             scopes: req.scopes.clone(),
             remote_ip: req.remote_ip.clone(),
         };
-        let now = now_ms();
-        upsert_paired(&mut data, &claim, &req.scopes, "manual", now);
-        let dev = data.paired.get(&req.device_id).cloned();
-        self.save(&data)?;
-        Ok(dev)
+        let dev = self.merged(&claim, &req.scopes, "manual")?;
+        self.store.pair_device(&dev).map_err(err)?;
+        let tokens = self.store.device_tokens(&dev.device_id).map_err(err)?;
+        Ok(Approval::Approved(Box::new(dev), tokens))
     }
 
     pub fn reject(&self, request_id: &str) -> Result<Option<PendingRequest>, String> {
-        let mut data = self.lock();
-        let removed = data.pending.remove(request_id);
-        if removed.is_some() {
-            self.save(&data)?;
-        }
-        Ok(removed)
+        let _g = self.guard();
+        self.store.delete_device_request(request_id).map_err(err)
     }
 
     pub fn remove(&self, device_id: &str) -> Result<Option<PairedDevice>, String> {
-        let mut data = self.lock();
-        let removed = data.paired.remove(device_id);
-        if removed.is_some() {
-            self.save(&data)?;
-        }
-        Ok(removed)
+        let _g = self.guard();
+        self.store.delete_device(device_id).map_err(err)
     }
 
     /// `{pending, paired}` with token secrets removed.
-    pub fn list(&self) -> Value {
-        let mut data = self.lock();
-        let now = now_ms();
-        data.pending.retain(|_, p| now - p.ts < PENDING_TTL_MS);
-        let pending: Vec<Value> = data.pending.values().map(pending_json).collect();
-        let paired: Vec<Value> = data.paired.values().map(redacted).collect();
-        json!({"pending": pending, "paired": paired})
+    pub fn list(&self) -> Result<Value, String> {
+        let pending: Vec<Value> = self
+            .store
+            .device_requests(now_ms() - PENDING_TTL_MS)
+            .map_err(err)?
+            .iter()
+            .map(pending_json)
+            .collect();
+        let mut paired = Vec::new();
+        for d in self.store.devices().map_err(err)? {
+            let tokens = self.store.device_tokens(&d.device_id).map_err(err)?;
+            paired.push(redacted(&d, &tokens));
+        }
+        Ok(json!({"pending": pending, "paired": paired}))
+    }
+
+    /// Moves a `devices.json` from an older build into the database (tokens hashed), then
+    /// deletes it and any temporary file a crashed write left next to it.
+    fn import_legacy(&self, home: &Path) -> Result<(), String> {
+        let path = home.join(LEGACY_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        if let Some(bytes) = bytes {
+            let data: LegacyData = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}: not a valid device store: {e}", path.display()))?;
+            let (devices, tokens, requests) = data.into_rows();
+            self.store
+                .import_devices(&devices, &tokens, &requests)
+                .map_err(|e| format!("{}: import failed: {e}", path.display()))?;
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            tracing::info!(
+                devices = devices.len(),
+                pending = requests.len(),
+                "imported devices.json into state.db (device tokens now stored hashed)"
+            );
+        }
+        // `.devices.json.<random>.tmp` from an interrupted atomic write may hold tokens too.
+        if let Ok(dir) = std::fs::read_dir(home) {
+            for e in dir.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".devices.json.") && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-fn upsert_paired(data: &mut Data, claim: &DeviceClaim, scopes: &[String], via: &str, now: i64) {
-    let entry = data.paired.get(&claim.device_id);
-    let same_key = entry.is_some_and(|d| d.public_key == claim.public_key);
-    let mut approved: Vec<String> = if same_key {
-        entry.map(|d| d.approved_scopes.clone()).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    for s in scopes {
-        if !approved.contains(s) {
-            approved.push(s.clone());
+/// The `devices.json` format of older builds (tokens in plaintext).
+#[derive(Default, Deserialize)]
+struct LegacyData {
+    #[serde(default)]
+    paired: BTreeMap<String, LegacyDevice>,
+    #[serde(default)]
+    pending: BTreeMap<String, LegacyRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyToken {
+    token: String,
+    role: String,
+    scopes: Vec<String>,
+    created_at_ms: i64,
+    #[serde(default)]
+    last_used_at_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyDevice {
+    device_id: String,
+    public_key: String,
+    display_name: Option<String>,
+    platform: Option<String>,
+    device_family: Option<String>,
+    client_id: String,
+    client_mode: String,
+    role: String,
+    approved_scopes: Vec<String>,
+    #[serde(default)]
+    tokens: BTreeMap<String, LegacyToken>,
+    approved_via: String,
+    created_at_ms: i64,
+    approved_at_ms: i64,
+    last_seen_at_ms: i64,
+    remote_ip: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyRequest {
+    request_id: String,
+    device_id: String,
+    public_key: String,
+    display_name: Option<String>,
+    platform: Option<String>,
+    device_family: Option<String>,
+    client_id: String,
+    client_mode: String,
+    role: String,
+    scopes: Vec<String>,
+    remote_ip: Option<String>,
+    reason: String,
+    ts: i64,
+}
+
+impl LegacyData {
+    fn into_rows(self) -> (Vec<PairedDevice>, Vec<DeviceTokenRow>, Vec<PendingRequest>) {
+        let mut devices = Vec::new();
+        let mut tokens = Vec::new();
+        for d in self.paired.into_values() {
+            for t in d.tokens.into_values() {
+                tokens.push(DeviceTokenRow {
+                    device_id: d.device_id.clone(),
+                    role: t.role,
+                    token_sha256: digest(&t.token),
+                    scopes: t.scopes,
+                    created_at: t.created_at_ms,
+                    last_used_at: t.last_used_at_ms,
+                });
+            }
+            devices.push(PairedDevice {
+                device_id: d.device_id,
+                public_key: d.public_key,
+                display_name: d.display_name,
+                platform: d.platform,
+                device_family: d.device_family,
+                client_id: d.client_id,
+                client_mode: d.client_mode,
+                role: d.role,
+                approved_scopes: d.approved_scopes,
+                approved_via: d.approved_via,
+                created_at: d.created_at_ms,
+                approved_at: d.approved_at_ms,
+                last_seen_at: d.last_seen_at_ms,
+                remote_ip: d.remote_ip,
+            });
         }
+        // A device has at most one pending request: keep the newest.
+        let mut by_device: BTreeMap<String, LegacyRequest> = BTreeMap::new();
+        for r in self.pending.into_values() {
+            if by_device.get(&r.device_id).is_none_or(|o| o.ts < r.ts) {
+                by_device.insert(r.device_id.clone(), r);
+            }
+        }
+        let requests = by_device
+            .into_values()
+            .map(|r| PendingRequest {
+                request_id: r.request_id,
+                device_id: r.device_id,
+                public_key: r.public_key,
+                display_name: r.display_name,
+                platform: r.platform,
+                device_family: r.device_family,
+                client_id: r.client_id,
+                client_mode: r.client_mode,
+                role: r.role,
+                scopes: r.scopes,
+                remote_ip: r.remote_ip,
+                reason: r.reason,
+                ts: r.ts,
+            })
+            .collect();
+        (devices, tokens, requests)
     }
-    let (tokens, created) = match entry {
-        Some(d) if same_key => (d.tokens.clone(), d.created_at_ms),
-        _ => (BTreeMap::new(), now),
-    };
-    data.paired.insert(
-        claim.device_id.clone(),
-        PairedDevice {
-            device_id: claim.device_id.clone(),
-            public_key: claim.public_key.clone(),
-            display_name: claim.display_name.clone(),
-            platform: claim.platform.clone(),
-            device_family: claim.device_family.clone(),
-            client_id: claim.client_id.clone(),
-            client_mode: claim.client_mode.clone(),
-            role: claim.role.clone(),
-            approved_scopes: approved,
-            tokens,
-            approved_via: via.to_string(),
-            created_at_ms: created,
-            approved_at_ms: now,
-            last_seen_at_ms: now,
-            remote_ip: claim.remote_ip.clone(),
-        },
-    );
 }
 
 pub fn pending_json(p: &PendingRequest) -> Value {
@@ -367,18 +477,17 @@ pub fn pending_json(p: &PendingRequest) -> Value {
     })
 }
 
-pub fn redacted(d: &PairedDevice) -> Value {
-    let tokens: Vec<Value> = d
-        .tokens
-        .values()
-        .map(|t| json!({"role": t.role, "scopes": t.scopes, "createdAtMs": t.created_at_ms, "lastUsedAtMs": t.last_used_at_ms}))
+pub fn redacted(d: &PairedDevice, tokens: &[DeviceTokenRow]) -> Value {
+    let tokens: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({"role": t.role, "scopes": t.scopes, "createdAtMs": t.created_at, "lastUsedAtMs": t.last_used_at}))
         .collect();
     json!({
         "deviceId": d.device_id, "publicKey": d.public_key, "displayName": d.display_name,
         "platform": d.platform, "deviceFamily": d.device_family, "clientId": d.client_id,
         "clientMode": d.client_mode, "role": d.role, "roles": [d.role], "scopes": d.approved_scopes,
         "approvedScopes": d.approved_scopes, "tokens": tokens, "approvedVia": d.approved_via,
-        "createdAtMs": d.created_at_ms, "approvedAtMs": d.approved_at_ms,
-        "lastSeenAtMs": d.last_seen_at_ms, "remoteIp": d.remote_ip,
+        "createdAtMs": d.created_at, "approvedAtMs": d.approved_at,
+        "lastSeenAtMs": d.last_seen_at, "remoteIp": d.remote_ip,
     })
 }

@@ -200,8 +200,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         code: 1,
         message: e.to_string(),
     })?;
-    let devices = DeviceStore::open(home.join("devices.json")).map_err(StartError::config)?;
     let chat = build_chat(&config, &home)?;
+    let devices = DeviceStore::open(chat.store.clone(), &home).map_err(StartError::config)?;
     let telegram = match &config.telegram {
         Some(t) if t.enabled => Some(Arc::new(
             crate::channels::telegram::TelegramRuntime::new(t.clone())

@@ -126,6 +126,30 @@ pub fn may_receive(event: &str, granted: &[String]) -> bool {
     }
 }
 
+/// The scopes of `requested` that `granter` may not hand out. Approving a pairing request or
+/// minting a credential grants only scopes the caller holds itself (`operator.admin` holds
+/// them all; `operator.write` also covers read and talk).
+pub fn missing_grants(granter: &[String], requested: &[String]) -> Vec<String> {
+    requested
+        .iter()
+        .filter(|s| !satisfies(granter, s))
+        .cloned()
+        .collect()
+}
+
+/// The client mode of `openclaw gateway probe` / `gateway status`.
+pub const PROBE_MODE: &str = "probe";
+
+/// Caps requested scopes by client mode: a probe gets at most `operator.read` (the real
+/// server clears them; read keeps `gateway probe` able to show details).
+pub fn cap_for_mode(client_mode: &str, requested: Vec<String>) -> Vec<String> {
+    if client_mode == PROBE_MODE {
+        requested.into_iter().filter(|s| s == READ).collect()
+    } else {
+        requested
+    }
+}
+
 /// Keeps the known scopes of `requested`, in order, without duplicates.
 pub fn filter_known(requested: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -181,6 +205,24 @@ mod tests {
         assert!(may_receive("presence", &v(&[WRITE])));
         assert!(!may_receive("device.pair.requested", &v(&[READ])));
         assert!(!may_receive("made.up", &v(&[ADMIN])));
+    }
+
+    #[test]
+    fn grants_are_bounded_by_the_granter() {
+        assert!(missing_grants(&v(&[ADMIN]), &v(&[ADMIN, READ, PAIRING])).is_empty());
+        assert_eq!(
+            missing_grants(&v(&[PAIRING]), &v(&[ADMIN, READ, PAIRING])),
+            v(&[ADMIN, READ])
+        );
+        assert!(missing_grants(&v(&[WRITE]), &v(&[READ, WRITE])).is_empty());
+        assert!(missing_grants(&v(&[PAIRING]), &[]).is_empty());
+    }
+
+    #[test]
+    fn probes_get_at_most_read() {
+        assert_eq!(cap_for_mode("probe", v(&[ADMIN, READ, WRITE])), v(&[READ]));
+        assert!(cap_for_mode("probe", v(&[ADMIN])).is_empty());
+        assert_eq!(cap_for_mode("cli", v(&[ADMIN, READ])), v(&[ADMIN, READ]));
     }
 
     #[test]

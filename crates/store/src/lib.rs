@@ -1,6 +1,6 @@
 //! The gateway's durable state in one SQLite file: sessions, their transcripts,
-//! agent runs, idempotency keys, and the messaging channels' inbound log, reply outbox
-//! and pairing state.
+//! agent runs, idempotency keys, the messaging channels' inbound log, reply outbox
+//! and pairing state, and the paired operator devices (device tokens as digests only).
 //!
 //! The file is created with mode 0600 and runs in WAL mode. A [`Store`] owns one
 //! connection behind a mutex so it can be shared between threads and tasks, and
@@ -20,6 +20,7 @@ use rusqlite::{Connection, Row};
 use serde::Serialize;
 
 mod channels;
+mod devices;
 mod runs;
 mod schema;
 mod sessions;
@@ -27,6 +28,7 @@ mod sessions;
 mod tests;
 
 pub use channels::{InboundRow, NewInbound, NewOutbox, OutboxRow, PairingOutcome, PairingRequest};
+pub use devices::{DeviceRequestRow, DeviceRow, DeviceTokenRow};
 pub use runs::INTERRUPTED_ERROR;
 
 /// Everything that can go wrong talking to the store.

@@ -161,6 +161,58 @@ CREATE TABLE channel_allow (
     PRIMARY KEY (channel, account, sender_id)
 );
 "#,
+    // 3: paired operator devices (moved out of devices.json), their pending pairing requests and
+    // their device tokens, stored as SHA-256 digests only.
+    r#"
+CREATE TABLE devices (
+    device_id       TEXT PRIMARY KEY NOT NULL,
+    -- A device is bound to one key; pairing it again with another key drops its tokens.
+    public_key      TEXT NOT NULL,
+    display_name    TEXT,
+    platform        TEXT,
+    device_family   TEXT,
+    client_id       TEXT NOT NULL,
+    client_mode     TEXT NOT NULL,
+    role            TEXT NOT NULL,
+    -- JSON array of scope names.
+    approved_scopes TEXT NOT NULL,
+    approved_via    TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    approved_at     INTEGER NOT NULL,
+    last_seen_at    INTEGER NOT NULL,
+    remote_ip       TEXT
+);
+
+-- One bearer token per (device, role). The plaintext is shown to the device once; only its
+-- SHA-256 digest is kept.
+CREATE TABLE device_tokens (
+    device_id    TEXT NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
+    role         TEXT NOT NULL,
+    token_sha256 BLOB NOT NULL CHECK (length(token_sha256) = 32),
+    scopes       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    PRIMARY KEY (device_id, role)
+);
+
+-- At most one pending request per device; a request asking for something else gets a new id.
+CREATE TABLE device_pair_requests (
+    request_id    TEXT PRIMARY KEY NOT NULL,
+    device_id     TEXT NOT NULL UNIQUE,
+    public_key    TEXT NOT NULL,
+    display_name  TEXT,
+    platform      TEXT,
+    device_family TEXT,
+    client_id     TEXT NOT NULL,
+    client_mode   TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    scopes        TEXT NOT NULL,
+    remote_ip     TEXT,
+    reason        TEXT NOT NULL,
+    ts            INTEGER NOT NULL
+);
+CREATE INDEX device_pair_requests_by_ts ON device_pair_requests (ts);
+"#,
 ];
 
 /// Applies every pending migration, each in its own transaction; returns how many ran.

@@ -1,30 +1,56 @@
 use super::{object, req_str, BoxFuture, Ctx};
-use crate::devices::{now_ms, pending_json, redacted};
-use clawgate_protocol::error::ErrorShape;
+use crate::devices::{now_ms, pending_json, redacted, Approval};
+use clawgate_protocol::error::{code, ErrorShape};
 use serde_json::{json, Value};
+
+/// Runs blocking device-store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce(&crate::devices::DeviceStore) -> Result<T, String> + Send + 'static,
+) -> Result<T, ErrorShape> {
+    let gw = ctx.gw.clone();
+    tokio::task::spawn_blocking(move || f(&gw.devices))
+        .await
+        .map_err(|e| ErrorShape::unavailable(e.to_string()))?
+        .map_err(ErrorShape::unavailable)
+}
 
 /// `device.pair.list` (pairing): pending requests and paired devices, tokens redacted.
 pub fn list(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
-    Box::pin(async move { Ok(ctx.gw.devices.list()) })
+    Box::pin(async move { blocking(ctx, |d| d.list()).await })
 }
 
-/// `device.pair.approve` (pairing) `{requestId}`.
+/// `device.pair.approve` (pairing) `{requestId}`. The approver may grant only scopes it holds
+/// itself; a request asking for more stays pending.
 pub fn approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("device.pair.approve", params)?;
-        let id = req_str("device.pair.approve", &p, "requestId")?;
-        let dev = ctx
-            .gw
-            .devices
-            .approve(id)
-            .map_err(ErrorShape::unavailable)?
-            .ok_or_else(|| ErrorShape::invalid("unknown requestId"))?;
+        let id = req_str("device.pair.approve", &p, "requestId")?.to_string();
+        let approver = ctx.session.grant.scopes.clone();
+        let rid = id.clone();
+        let (dev, tokens) = match blocking(ctx, move |d| d.approve(&rid, &approver)).await? {
+            Approval::Approved(dev, tokens) => (dev, tokens),
+            Approval::Unknown => return Err(ErrorShape::invalid("unknown requestId")),
+            Approval::Forbidden { missing } => {
+                return Err(ErrorShape::new(
+                    code::FORBIDDEN,
+                    format!(
+                        "cannot approve scopes this connection does not hold: {} (the request stays pending; approve it with a connection that holds them, e.g. operator.admin)",
+                        missing.join(", ")
+                    ),
+                )
+                .with_detail_code(
+                    "MISSING_SCOPE",
+                    &[("missingScopes", json!(missing)), ("requestId", json!(id))],
+                ))
+            }
+        };
         ctx.gw.conns.broadcast(
             "device.pair.resolved",
             &json!({"requestId": id, "deviceId": dev.device_id, "decision": "approved", "ts": now_ms()}),
             None,
         );
-        Ok(json!({"requestId": id, "device": redacted(&dev)}))
+        Ok(json!({"requestId": id, "device": redacted(&dev, &tokens)}))
     })
 }
 
@@ -32,12 +58,10 @@ pub fn approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
 pub fn reject(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("device.pair.reject", params)?;
-        let id = req_str("device.pair.reject", &p, "requestId")?;
-        let req = ctx
-            .gw
-            .devices
-            .reject(id)
-            .map_err(ErrorShape::unavailable)?
+        let id = req_str("device.pair.reject", &p, "requestId")?.to_string();
+        let rid = id.clone();
+        let req = blocking(ctx, move |d| d.reject(&rid))
+            .await?
             .ok_or_else(|| ErrorShape::invalid("unknown requestId"))?;
         ctx.gw.conns.broadcast(
             "device.pair.resolved",
@@ -54,12 +78,9 @@ pub fn reject(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
 pub fn remove(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("device.pair.remove", params)?;
-        let id = req_str("device.pair.remove", &p, "deviceId")?;
-        let dev = ctx
-            .gw
-            .devices
-            .remove(id)
-            .map_err(ErrorShape::unavailable)?
+        let id = req_str("device.pair.remove", &p, "deviceId")?.to_string();
+        let dev = blocking(ctx, move |d| d.remove(&id))
+            .await?
             .ok_or_else(|| ErrorShape::invalid("unknown deviceId"))?;
         // Its credentials are gone: so are its live sessions.
         let closed = ctx

@@ -182,7 +182,7 @@ async fn linger<R: AsyncRead + Unpin>(reader: &mut Reader<R>, writer: tokio::tas
 /// Reads the first frame and runs `connect`. `None` means the connection was refused and a
 /// close is queued.
 async fn handshake<R: AsyncRead + Unpin>(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     reader: &mut Reader<R>,
     outlet: &Outlet,
     peer: &Peer,
@@ -261,7 +261,16 @@ async fn handshake<R: AsyncRead + Unpin>(
         refuse(err, close::SERVICE_RESTART, "service restart");
         return None;
     }
-    match authenticate(gw, peer, &params, nonce) {
+    let decided = if params.device.is_some() {
+        // Device checks read and write the state database: not on an async worker.
+        let (g, p, c, n) = (gw.clone(), peer.clone(), params.clone(), nonce.to_string());
+        tokio::task::spawn_blocking(move || authenticate(&g, &p, &c, &n))
+            .await
+            .unwrap_or_else(|_| Err(ErrorShape::unavailable("authentication failed").into()))
+    } else {
+        authenticate(gw, peer, &params, nonce)
+    };
+    match decided {
         Ok(grant) => {
             let session = Session {
                 conn_id: gw.conns.next_id(),
