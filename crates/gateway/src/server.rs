@@ -305,6 +305,16 @@ fn build_chat(
             workspace.display()
         ))
     })?;
+    match clawgate_agent::tools::check_exec_sandbox(&config.tools.exec) {
+        Ok(Some(note)) => warn!("{note}"),
+        Ok(None) => {}
+        Err(msg) => {
+            return Err(StartError::config(format!(
+                "{}: {msg}",
+                config.path.display()
+            )))
+        }
+    }
     let tools = clawgate_agent::tools::build_tools(&config.tools);
     if config.agent.model.is_none() {
         warn!("no model configured (agents.defaults.model): chats will answer with setup instructions");
@@ -315,6 +325,7 @@ fn build_chat(
         Arc::new(tools),
         workspace,
         home.to_path_buf(),
+        std::path::absolute(&config.path).unwrap_or_else(|_| config.path.clone()),
         config.agent.clone(),
         config.tools.max_output_bytes,
     ))

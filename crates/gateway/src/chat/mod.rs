@@ -68,6 +68,8 @@ pub struct ChatRuntime {
     pub tools: Arc<Vec<Box<dyn Tool>>>,
     pub workspace: PathBuf,
     pub state_dir: PathBuf,
+    /// The active config file: the agent's tools never touch it.
+    pub config_file: PathBuf,
     pub cfg: AgentDefaults,
     pub max_output_bytes: usize,
     lanes: Mutex<HashMap<String, Lane>>,
@@ -92,6 +94,7 @@ impl ChatRuntime {
         tools: Arc<Vec<Box<dyn Tool>>>,
         workspace: PathBuf,
         state_dir: PathBuf,
+        config_file: PathBuf,
         cfg: AgentDefaults,
         max_output_bytes: usize,
     ) -> ChatRuntime {
@@ -101,6 +104,7 @@ impl ChatRuntime {
             tools,
             workspace,
             state_dir,
+            config_file,
             cfg,
             max_output_bytes,
             lanes: Mutex::new(HashMap::new()),
