@@ -325,10 +325,10 @@ fn build_chat(
         Arc::new(tools),
         workspace,
         home.to_path_buf(),
-        std::path::absolute(&config.path).unwrap_or_else(|_| config.path.clone()),
         config.agent.clone(),
         config.tools.max_output_bytes,
-    ))
+    )
+    .with_config_file(std::path::absolute(&config.path).unwrap_or_else(|_| config.path.clone())))
 }
 
 /// Many idle clients each hold a descriptor: lift the soft limit to the hard one.

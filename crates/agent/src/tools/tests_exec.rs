@@ -434,6 +434,15 @@ async fn t51_escape_hatches_allowed_dangerously_stay_sandboxed() {
         "the exec child connected over TCP"
     );
     assert!(!h.tmp.path().join("outside/canary").exists());
+    // Files written in the workspace cannot be executed.
+    let out = exec
+        .run(
+            json!({"command": "sh", "args": ["-c", "printf '#!/bin/sh\\necho ran\\n' > s && chmod +x s && ./s"]}),
+            &h.ctx,
+        )
+        .await;
+    assert!(out.is_error && !out.content.contains("ran\n"), "{out:?}");
+    assert!(out.content.contains("Permission denied"), "{out:?}");
     // The same shell works inside the workspace.
     let out = exec
         .run(

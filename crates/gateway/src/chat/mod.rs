@@ -69,7 +69,7 @@ pub struct ChatRuntime {
     pub workspace: PathBuf,
     pub state_dir: PathBuf,
     /// The active config file: the agent's tools never touch it.
-    pub config_file: PathBuf,
+    pub config_file: Option<PathBuf>,
     pub cfg: AgentDefaults,
     pub max_output_bytes: usize,
     lanes: Mutex<HashMap<String, Lane>>,
@@ -94,7 +94,6 @@ impl ChatRuntime {
         tools: Arc<Vec<Box<dyn Tool>>>,
         workspace: PathBuf,
         state_dir: PathBuf,
-        config_file: PathBuf,
         cfg: AgentDefaults,
         max_output_bytes: usize,
     ) -> ChatRuntime {
@@ -104,7 +103,7 @@ impl ChatRuntime {
             tools,
             workspace,
             state_dir,
-            config_file,
+            config_file: None,
             cfg,
             max_output_bytes,
             lanes: Mutex::new(HashMap::new()),
@@ -112,6 +111,12 @@ impl ChatRuntime {
             done: Mutex::new(HashMap::new()),
             finished_order: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Names the active config file, which the tools must never touch.
+    pub fn with_config_file(mut self, path: PathBuf) -> ChatRuntime {
+        self.config_file = Some(path);
+        self
     }
 
     /// `"<provider>/<model>"` of the default model, when one is configured.
