@@ -239,6 +239,12 @@ impl Builder {
             .any(|p| p.path == path || p.id == Some((st.st_dev, st.st_ino)))
     }
 
+    fn push(&mut self, fd: OwnedFd, access: BitFlags<AccessFs>) {
+        if !access.is_empty() {
+            self.rules.push((fd, access));
+        }
+    }
+
     /// A protected path lies strictly below `path`.
     fn holds_protected(&self, path: &Path) -> bool {
         self.protected
@@ -288,21 +294,22 @@ impl Builder {
             ));
         }
         if !is_dir(&st) {
-            self.rules.push((fd, access & AccessFs::from_file(TARGET)));
+            self.push(fd, access & AccessFs::from_file(TARGET));
             return Ok(());
         }
         if !self.holds_protected(&path) {
-            self.rules.push((fd, access));
+            self.push(fd, access);
             return Ok(());
         }
         // Listing stays possible; everything else is granted per entry.
         let list = open_at(fd.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let names = list_names(list).map_err(|e| format!("{}: {e}", path.display()))?;
-        self.rules.push((
+        // (Listing is granted below too, so the protected directory's entry names show.)
+        self.push(
             fd.try_clone().map_err(|e| e.to_string())?,
             access & AccessFs::ReadDir,
-        ));
+        );
         for name in names {
             let c = CString::new(name.as_bytes()).map_err(|e| e.to_string())?;
             // O_NOFOLLOW with O_PATH opens a symlink itself: it is skipped, so a link planted
