@@ -380,3 +380,152 @@ fn i7_4_doctor_warns_when_exec_runs_unconfined() {
     let so = run("");
     assert!(!so.contains("exec-sandbox"), "{so}");
 }
+
+/// Runs `cmd` with Landlock made to look absent: a seccomp filter answers ENOSYS to
+/// `landlock_create_ruleset` (syscall 444 on every architecture), as an old kernel would.
+fn without_landlock(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    fn stmt(code: u32, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+    let filter = [
+        // Load seccomp_data.nr.
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: 444,
+        },
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: between fork and exec only prctl runs; `filter` is copied into the child's
+    // address space by fork and outlives the call.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn i7_4_without_landlock_exec_needs_an_explicit_sandbox_none() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let exec = "tools:\n  exec:\n    mode: allowlist\n    allowlist: [cat]\n";
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(args)
+            .env("CLAWGATE_HOME", home.path())
+            .env_remove("CLAWGATE_CONFIG")
+            .env_remove("CLAWGATE_GATEWAY_TOKEN")
+            .stdin(std::process::Stdio::null());
+        without_landlock(&mut cmd);
+        cmd
+    };
+    // Exec enabled, sandbox landlock (the default), no Landlock: start-up refused.
+    write_config(home.path(), exec);
+    let out = bounded(run(&["gateway", "run", "--port", "0"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("no Landlock") && err.contains("tools.exec.sandbox: none"),
+        "{err}"
+    );
+    let so = String::from_utf8_lossy(&bounded(run(&["doctor"])).stdout).into_owned();
+    assert!(
+        so.contains("✗ exec-sandbox") && so.contains("no Landlock"),
+        "{so}"
+    );
+    // Exec off: no Landlock needed, the gateway starts.
+    write_config(home.path(), "");
+    let mut child = run(&["gateway", "run", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let listening = first_line_with(&mut child, "clawgate listening on");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "exec off did not start without Landlock");
+    // sandbox: none said explicitly: it starts (unconfined, and doctor flags it).
+    write_config(home.path(), &format!("{exec}    sandbox: none\n"));
+    let mut child = run(&["gateway", "run", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let listening = first_line_with(&mut child, "clawgate listening on");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "sandbox: none did not start");
+}
+
+/// Runs `cmd` to completion, killed (so the test fails instead of hanging) after 20 s.
+fn bounded(mut cmd: std::process::Command) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(T).is_err() {
+            // SAFETY: signalling our own child process.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    out
+}
+
+/// Reads the child's stdout until a line contains `needle` (true) or the stream ends
+/// (false); a watchdog kills the child after 20 s.
+fn first_line_with(child: &mut std::process::Child, needle: &str) -> bool {
+    use std::io::BufRead;
+    let pid = child.id() as i32;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(T).is_err() {
+            // SAFETY: signalling our own child process.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let found = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains(needle));
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    found
+}
