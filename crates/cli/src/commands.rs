@@ -471,7 +471,7 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             fix: Some("set gateway.host to an IP address".into()),
         }),
     }
-    if let Some(c) = exec_check(&cfg.tools.exec) {
+    if let Some(c) = exec_check(&cfg.tools) {
         checks.push(c);
     }
     let t = target(flag.as_deref(), &ConnArgs::default());
@@ -531,9 +531,9 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
 }
 
 /// Whether exec children would be confined (only when exec is enabled).
-fn exec_check(exec: &clawgate_config::ExecConfig) -> Option<Check> {
-    use clawgate_agent::tools::{check_exec_sandbox, landlock_abi};
-    if exec.mode == clawgate_config::ExecMode::Deny {
+fn exec_check(tools: &clawgate_config::ToolsConfig) -> Option<Check> {
+    use clawgate_agent::tools::{check_exec_sandbox, exec_enabled, landlock_abi};
+    if !exec_enabled(tools) {
         return None;
     }
     let fix = Some(
@@ -541,7 +541,7 @@ fn exec_check(exec: &clawgate_config::ExecConfig) -> Option<Check> {
          tools.exec.sandbox: none runs exec children unconfined"
             .to_string(),
     );
-    Some(match check_exec_sandbox(exec) {
+    Some(match check_exec_sandbox(tools) {
         Ok(None) => Check {
             name: "exec-sandbox",
             ok: true,

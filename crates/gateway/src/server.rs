@@ -305,7 +305,7 @@ fn build_chat(
             workspace.display()
         ))
     })?;
-    match clawgate_agent::tools::check_exec_sandbox(&config.tools.exec) {
+    match clawgate_agent::tools::check_exec_sandbox(&config.tools) {
         Ok(Some(note)) => warn!("{note}"),
         Ok(None) => {}
         Err(msg) => {

@@ -69,7 +69,7 @@ mod tests_web;
 pub use exec::Exec;
 pub use files::{Edit, Ls, Read, Write};
 pub use net_guard::forbidden_reason;
-pub use sandbox::{check_exec_sandbox, landlock_abi};
+pub use sandbox::{check_exec_sandbox, exec_enabled, landlock_abi};
 pub use web_fetch::WebFetch;
 
 /// Every tool, in the order offered to the model, minus those `allow`/`deny` rule out.

@@ -15,7 +15,7 @@
 //! are: a granted directory that contains one is not granted whole; its entries are granted one
 //! by one (symlinks skipped), down to the protected path, which is left out.
 
-use clawgate_config::{ExecConfig, ExecMode, ExecSandbox};
+use clawgate_config::{ExecMode, ExecSandbox, ToolsConfig};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr,
     Scope, ABI,
@@ -88,13 +88,21 @@ pub fn landlock_abi() -> i32 {
     i32::try_from(v).unwrap_or(0).max(0)
 }
 
+/// Whether the model is offered a working `exec` (mode allowlist, and not filtered out by
+/// `tools.allow`/`tools.deny`).
+pub fn exec_enabled(tools: &ToolsConfig) -> bool {
+    let offered = (tools.allow.is_empty() || tools.allow.iter().any(|t| t == "exec"))
+        && !tools.deny.iter().any(|t| t == "exec");
+    offered && tools.exec.mode == ExecMode::Allowlist
+}
+
 /// The start-up check for `tools.exec`: `Err` refuses to start (exec enabled, the Landlock
 /// sandbox asked for, and no Landlock in this kernel); `Ok(Some(note))` is worth a warning.
-pub fn check_exec_sandbox(cfg: &ExecConfig) -> Result<Option<String>, String> {
-    if cfg.mode == ExecMode::Deny {
+pub fn check_exec_sandbox(tools: &ToolsConfig) -> Result<Option<String>, String> {
+    if !exec_enabled(tools) {
         return Ok(None);
     }
-    describe(cfg.sandbox, landlock_abi())
+    describe(tools.exec.sandbox, landlock_abi())
 }
 
 fn describe(sandbox: ExecSandbox, abi: i32) -> Result<Option<String>, String> {
@@ -358,7 +366,15 @@ mod tests {
             .unwrap()
             .unwrap()
             .contains("not confined"));
-        let off = ExecConfig::default();
-        assert_eq!(check_exec_sandbox(&off).unwrap(), None);
+        let mut tools = ToolsConfig::default();
+        assert!(!exec_enabled(&tools));
+        tools.exec.mode = ExecMode::Allowlist;
+        assert!(exec_enabled(&tools));
+        tools.deny = vec!["exec".into()];
+        assert!(!exec_enabled(&tools));
+        tools.deny.clear();
+        tools.allow = vec!["read".into()];
+        assert!(!exec_enabled(&tools));
+        assert_eq!(check_exec_sandbox(&tools).unwrap(), None);
     }
 }
