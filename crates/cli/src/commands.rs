@@ -471,6 +471,9 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             fix: Some("set gateway.host to an IP address".into()),
         }),
     }
+    if let Some(c) = exec_check(&cfg.tools) {
+        checks.push(c);
+    }
     let t = target(flag.as_deref(), &ConnArgs::default());
     let hp = host_port(&t.url);
     let listening =
@@ -525,6 +528,36 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
         }
     }
     print_checks(&checks, false)
+}
+
+/// Whether exec children would be confined (only when exec is enabled).
+fn exec_check(tools: &clawgate_config::ToolsConfig) -> Option<Check> {
+    use clawgate_agent::tools::{check_exec_sandbox, exec_enabled, landlock_abi};
+    if !exec_enabled(tools) {
+        return None;
+    }
+    let fix = Some(
+        "use a kernel with Landlock (Linux 5.13+), or tools.exec.mode: deny; \
+         tools.exec.sandbox: none runs exec children unconfined"
+            .to_string(),
+    );
+    Some(match check_exec_sandbox(tools) {
+        Ok(None) => Check {
+            name: "exec-sandbox",
+            ok: true,
+            detail: format!(
+                "exec children are confined by Landlock (ABI {})",
+                landlock_abi()
+            ),
+            fix: None,
+        },
+        Ok(Some(note)) | Err(note) => Check {
+            name: "exec-sandbox",
+            ok: false,
+            detail: note,
+            fix,
+        },
+    })
 }
 
 pub fn dashboard(flag: Option<PathBuf>) -> u8 {

@@ -1,6 +1,7 @@
 //! clawgate's configuration: the `config.yaml` model with its defaults, strict validation
 //! that names `config.yaml:LINE:COL`, `${ENV}` substitution, and secrets as a type.
 
+pub mod escape;
 pub mod paths;
 pub mod secret;
 mod validate;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use secret::Secret;
 pub use validate::ConfigError;
+pub use validate_agent::DANGEROUS_EXEC_KEY;
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 18789;
@@ -149,12 +151,38 @@ pub enum ExecMode {
     Allowlist,
 }
 
+/// `tools.exec.sandbox`: how exec children are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecSandbox {
+    /// Landlock: the workspace read/write, system directories read-only, no TCP, nothing of
+    /// the state directory or the config file. Exec is refused where Landlock is missing.
+    Landlock,
+    /// No confinement beyond the allowlist (explicit opt-out, e.g. for kernels before 5.13).
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecConfig {
     pub mode: ExecMode,
     /// Programs that may run in allowlist mode (absolute paths, or bare names looked up in /usr/bin:/bin).
     pub allowlist: Vec<String>,
     pub timeout_ms: u64,
+    pub sandbox: ExecSandbox,
+    /// `tools.exec.dangerouslyAllowEscapeHatches`: lets the allowlist name programs that run
+    /// other programs or code (shells, `env`, `find`, interpreters, ...; see [`escape`]).
+    pub dangerously_allow_escape_hatches: bool,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            mode: ExecMode::Deny,
+            allowlist: Vec::new(),
+            timeout_ms: 30_000,
+            sandbox: ExecSandbox::Landlock,
+            dangerously_allow_escape_hatches: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,11 +208,7 @@ impl Default for ToolsConfig {
         ToolsConfig {
             allow: Vec::new(),
             deny: Vec::new(),
-            exec: ExecConfig {
-                mode: ExecMode::Deny,
-                allowlist: Vec::new(),
-                timeout_ms: 30_000,
-            },
+            exec: ExecConfig::default(),
             web_fetch: WebFetchConfig {
                 enabled: true,
                 max_response_bytes: 750_000,

@@ -155,3 +155,41 @@ fn open_dm_policy_needs_a_wildcard() {
     );
     assert!(e.contains("not a numeric Telegram user id"), "{e}");
 }
+
+#[test]
+fn exec_escape_hatches_need_the_dangerous_key() {
+    let text = "tools:\n  exec:\n    mode: allowlist\n    allowlist: [cat, env, /bin/sh]\n";
+    let errs = parse(text).unwrap_err();
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("config.yaml:4:22: tools.exec.allowlist[1]: `env`: it runs the program given as an argument"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with("set tools.exec.dangerouslyAllowEscapeHatches: true to accept that"));
+    assert!(
+        lines[1].starts_with("config.yaml:4:27: tools.exec.allowlist[2]: `sh`"),
+        "{}",
+        lines[1]
+    );
+
+    let ok = parse(&format!("{text}    dangerouslyAllowEscapeHatches: true\n")).unwrap();
+    assert!(ok.tools.exec.dangerously_allow_escape_hatches);
+    assert_eq!(ok.tools.exec.allowlist, ["cat", "env", "/bin/sh"]);
+    assert_eq!(ok.tools.exec.sandbox, ExecSandbox::Landlock);
+}
+
+#[test]
+fn exec_sandbox_key() {
+    let c = parse("tools:\n  exec:\n    sandbox: none\n").unwrap();
+    assert_eq!(c.tools.exec.sandbox, ExecSandbox::None);
+    assert_eq!(
+        first_error("tools:\n  exec:\n    sandbox: landlok\n"),
+        "config.yaml:3:14: tools.exec.sandbox: `landlok` is not one of `landlock`, `none` (did you mean `landlock`?)"
+    );
+    assert_eq!(
+        first_error("tools:\n  exec:\n    dangerouslyAllowEscapeHatches: yes\n"),
+        "config.yaml:3:36: tools.exec.dangerouslyAllowEscapeHatches: expected true or false, found `yes`"
+    );
+}

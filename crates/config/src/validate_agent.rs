@@ -2,7 +2,9 @@
 
 use crate::validate::{join, Ctx};
 use crate::yaml::{Node, Value};
-use crate::{Config, ExecMode, ModelEntry, ProviderApi, ProviderConfig, QueueMode, Secret};
+use crate::{
+    Config, ExecMode, ExecSandbox, ModelEntry, ProviderApi, ProviderConfig, QueueMode, Secret,
+};
 use std::path::PathBuf;
 
 pub(crate) fn models(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
@@ -298,6 +300,9 @@ fn expand_home(p: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Lets `tools.exec.allowlist` name escape hatches (see [`crate::escape`]).
+pub const DANGEROUS_EXEC_KEY: &str = "dangerouslyAllowEscapeHatches";
+
 pub(crate) fn tools(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
     let Some(entries) = ctx.mapping(
         node,
@@ -326,9 +331,20 @@ pub(crate) fn tools(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 }
             }
             "exec" => {
-                let Some(e) = ctx.mapping(v, &key, &["mode", "allowlist", "timeoutSeconds"]) else {
+                let Some(e) = ctx.mapping(
+                    v,
+                    &key,
+                    &[
+                        "mode",
+                        "allowlist",
+                        "timeoutSeconds",
+                        "sandbox",
+                        DANGEROUS_EXEC_KEY,
+                    ],
+                ) else {
                     continue;
                 };
+                let mut entries = Vec::new();
                 for (ek, _, ev) in e {
                     let ekey = join(&key, ek);
                     match ek.as_str() {
@@ -339,7 +355,20 @@ pub(crate) fn tools(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                         },
                         "allowlist" => {
                             if let Some(list) = ctx.string_list(ev, &ekey) {
-                                t.exec.allowlist = list.into_iter().map(|(s, _)| s).collect();
+                                t.exec.allowlist = list.iter().map(|(s, _)| s.clone()).collect();
+                                entries = list;
+                            }
+                        }
+                        "sandbox" => {
+                            match ctx.one_of(ev, &ekey, &["landlock", "none"]).as_deref() {
+                                Some("none") => t.exec.sandbox = ExecSandbox::None,
+                                Some(_) => t.exec.sandbox = ExecSandbox::Landlock,
+                                None => {}
+                            }
+                        }
+                        DANGEROUS_EXEC_KEY => {
+                            if let Some(b) = ctx.boolean(ev, &ekey) {
+                                t.exec.dangerously_allow_escape_hatches = b;
                             }
                         }
                         "timeoutSeconds" => {
@@ -348,6 +377,20 @@ pub(crate) fn tools(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                             }
                         }
                         _ => {}
+                    }
+                }
+                if !t.exec.dangerously_allow_escape_hatches {
+                    for (i, (entry, pos)) in entries.iter().enumerate() {
+                        if let Some(why) = crate::escape::escape_hatch(entry) {
+                            ctx.err(
+                                *pos,
+                                &format!("{key}.allowlist[{i}]"),
+                                format!(
+                                    "{why}, so allowlisting it allows any command; remove it, or set \
+                                     tools.exec.{DANGEROUS_EXEC_KEY}: true to accept that"
+                                ),
+                            );
+                        }
                     }
                 }
             }

@@ -305,6 +305,16 @@ fn build_chat(
             workspace.display()
         ))
     })?;
+    match clawgate_agent::tools::check_exec_sandbox(&config.tools) {
+        Ok(Some(note)) => warn!("{note}"),
+        Ok(None) => {}
+        Err(msg) => {
+            return Err(StartError::config(format!(
+                "{}: {msg}",
+                config.path.display()
+            )))
+        }
+    }
     let tools = clawgate_agent::tools::build_tools(&config.tools);
     if config.agent.model.is_none() {
         warn!("no model configured (agents.defaults.model): chats will answer with setup instructions");
@@ -317,7 +327,8 @@ fn build_chat(
         home.to_path_buf(),
         config.agent.clone(),
         config.tools.max_output_bytes,
-    ))
+    )
+    .with_config_file(std::path::absolute(&config.path).unwrap_or_else(|_| config.path.clone())))
 }
 
 /// Many idle clients each hold a descriptor: lift the soft limit to the hard one.

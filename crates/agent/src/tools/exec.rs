@@ -1,10 +1,12 @@
 //! `exec {command, args?}`: runs an allowlisted program directly (never through a shell),
-//! in the workspace, with a scrubbed environment, a timeout that kills its whole process
-//! group, and stdout/stderr captured up to the output cap.
+//! in the workspace, with a scrubbed environment, confined by Landlock (see `sandbox`), a
+//! timeout that kills its whole process group, and stdout/stderr captured up to the output
+//! cap. Escape hatches (shells, `env`, interpreters, ...) are refused unless the config
+//! says `dangerouslyAllowEscapeHatches`.
 
 use super::{capped, parse_args, Tool, ToolContext, ToolFuture, ToolOutput};
 use crate::types::ToolSpec;
-use clawgate_config::{ExecConfig, ExecMode};
+use clawgate_config::{ExecConfig, ExecMode, ExecSandbox};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -90,6 +92,21 @@ impl Exec {
             .ok_or_else(|| format!("`{command}` was not found in /usr/bin or /bin"))
     }
 
+    /// Refuses an escape hatch (also checked when the config is loaded; checked again here
+    /// because what a name resolves to can change on disk).
+    fn check_escape(&self, command: &str) -> Result<(), String> {
+        if self.cfg.dangerously_allow_escape_hatches {
+            return Ok(());
+        }
+        match clawgate_config::escape::escape_hatch(command) {
+            Some(why) => Err(format!(
+                "refused: {why}; allowlisting it needs tools.exec.{}: true",
+                clawgate_config::DANGEROUS_EXEC_KEY
+            )),
+            None => Ok(()),
+        }
+    }
+
     async fn execute(&self, args: Value, ctx: &ToolContext) -> ToolOutput {
         if self.cfg.mode == ExecMode::Deny {
             return ToolOutput::error("exec is disabled (tools.exec.mode: deny)");
@@ -104,15 +121,41 @@ impl Exec {
         if args.command.contains('\0') || args.args.iter().any(|a| a.contains('\0')) {
             return ToolOutput::error("invalid arguments: NUL bytes are not allowed");
         }
-        let program = match self.program(&args.command) {
+        let program = match self
+            .program(&args.command)
+            .and_then(|p| self.check_escape(&args.command).map(|()| p))
+        {
             Ok(p) => p,
             Err(msg) => return ToolOutput::error(msg),
+        };
+        let confinement = match self.cfg.sandbox {
+            ExecSandbox::None => None,
+            ExecSandbox::Landlock => {
+                let workspace = ctx.workspace.clone();
+                let protected: Vec<PathBuf> = std::iter::once(ctx.state_dir.clone())
+                    .chain(ctx.config_file.clone())
+                    .collect();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    super::sandbox::prepare(&workspace, &protected)
+                })
+                .await;
+                match prepared {
+                    Ok(Ok(fd)) => Some(fd),
+                    Ok(Err(msg)) => {
+                        return ToolOutput::error(format!(
+                            "exec refused: the sandbox could not be set up: {msg}"
+                        ))
+                    }
+                    Err(_) => return ToolOutput::error("exec refused: the sandbox setup failed"),
+                }
+            }
         };
         run_program(
             &program,
             &args,
             ctx,
             Duration::from_millis(self.cfg.timeout_ms),
+            confinement,
         )
         .await
     }
@@ -123,7 +166,9 @@ async fn run_program(
     args: &ExecArgs,
     ctx: &ToolContext,
     limit: Duration,
+    confinement: Option<std::os::fd::OwnedFd>,
 ) -> ToolOutput {
+    use std::os::fd::AsRawFd;
     let max = ctx.max_output_bytes;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&args.args)
@@ -137,8 +182,19 @@ async fn run_program(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(fd) = &confinement {
+        let raw = fd.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and makes only
+        // async-signal-safe system calls (prctl, landlock_restrict_self), allocating nothing.
+        unsafe {
+            cmd.pre_exec(move || super::sandbox::enter(raw));
+        }
+    }
     let deadline = Instant::now() + limit;
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The child holds its own copy (or has failed): the parent's ruleset fd goes now.
+    drop(confinement);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return ToolOutput::error(format!(

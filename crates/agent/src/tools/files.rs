@@ -1,4 +1,5 @@
-//! `read`, `write`, `edit`, `ls`: file tools confined to the workspace (see `fs_guard`).
+//! `read`, `write`, `edit`, `ls`: file tools confined to the workspace, never touching the
+//! state directory or the active config file (see `fs_guard`).
 
 use super::fs_guard::{open_entry, parse_path, plain_io, Jail, Resolved, Want, MAX_FILE_BYTES};
 use super::{capped, parse_args, Tool, ToolContext, ToolFuture, ToolOutput};
@@ -175,7 +176,7 @@ fn entry(
     create_dirs: bool,
 ) -> Result<(Jail, Dir, OsString), String> {
     let parts = parse_path(path, false)?;
-    let jail = Jail::open(&ctx.workspace, &ctx.state_dir)?;
+    let jail = Jail::open(&ctx.workspace, &ctx.state_dir, ctx.config_file.as_deref())?;
     match jail.resolve(parts, Want::Entry { create_dirs }, path)? {
         Resolved::Entry { parent, name, .. } => Ok((jail, parent, name)),
         Resolved::Dir { .. } => Err(format!("`{path}` is a directory")),
@@ -309,7 +310,7 @@ fn single_match(hay: &str, needle: &str) -> Result<usize, usize> {
 fn list_dir(ctx: &ToolContext, args: LsArgs) -> Result<String, String> {
     let path = args.path.as_deref().unwrap_or(".");
     let parts = parse_path(path, true)?;
-    let jail = Jail::open(&ctx.workspace, &ctx.state_dir)?;
+    let jail = Jail::open(&ctx.workspace, &ctx.state_dir, ctx.config_file.as_deref())?;
     let (dir, rel) = match jail.resolve(parts, Want::Dir, path)? {
         Resolved::Dir { dir, rel } => (dir, rel),
         Resolved::Entry { .. } => return Err(format!("`{path}` is not a directory")),

@@ -4,7 +4,8 @@
 //! each step is an `openat(parent, name, O_NOFOLLOW)` through cap-std, symlinks are read and
 //! spliced into the walk by hand (so `..` in a link pops our own stack and can never climb
 //! above the workspace), and every directory entered is compared with the gateway's state
-//! directory by (dev, ino) and by its path relative to the workspace. Nothing here
+//! directory by (dev, ino) and by its path relative to the workspace; every entry is compared
+//! with the active config file the same way (it may sit inside the workspace). Nothing here
 //! canonicalizes a model-supplied path. Error texts name only the model's relative path.
 
 use cap_std::ambient_authority;
@@ -87,19 +88,34 @@ pub(crate) struct Jail {
     /// The state directory's path below the workspace, when it lies inside it (even if it
     /// does not exist yet, so the agent cannot plant one).
     state_rel: Option<Vec<OsString>>,
+    /// (dev, ino) of the active config file, when it exists.
+    config_id: Option<(u64, u64)>,
+    /// The config file's path below the workspace, when it lies inside it.
+    config_rel: Option<Vec<OsString>>,
 }
 
 impl Jail {
-    pub(crate) fn open(workspace: &Path, state_dir: &Path) -> Result<Jail, String> {
+    pub(crate) fn open(
+        workspace: &Path,
+        state_dir: &Path,
+        config_file: Option<&Path>,
+    ) -> Result<Jail, String> {
         let root = Dir::open_ambient_dir(workspace, ambient_authority())
             .map_err(|e| format!("workspace is not accessible: {}", plain_io(&e)))?;
         let state_id = std::fs::metadata(state_dir)
             .ok()
             .map(|m| (m.dev(), m.ino()));
+        let config_id = config_file
+            .and_then(|c| std::fs::metadata(c).ok())
+            .map(|m| (m.dev(), m.ino()));
         let jail = Jail {
             root,
             state_id,
             state_rel: state_rel(workspace, state_dir),
+            config_id,
+            config_rel: config_file
+                .and_then(|c| state_rel(workspace, c))
+                .filter(|r| !r.is_empty()),
         };
         let root_meta = jail
             .root
@@ -113,6 +129,11 @@ impl Jail {
 
     fn is_state_id(&self, meta: &cap_std::fs::Metadata) -> bool {
         self.state_id == Some((meta.dev(), meta.ino()))
+    }
+
+    fn is_config(&self, rel: &[OsString], meta: Option<&cap_std::fs::Metadata>) -> bool {
+        self.config_rel.as_deref() == Some(rel)
+            || meta.is_some_and(|m| !m.is_dir() && self.config_id == Some((m.dev(), m.ino())))
     }
 
     fn is_state_rel(&self, rel: &[OsString]) -> bool {
@@ -131,7 +152,9 @@ impl Jail {
     ) -> bool {
         let mut full = rel.to_vec();
         full.push(name.to_os_string());
-        self.is_state_rel(&full) || (meta.is_dir() && self.is_state_id(meta))
+        self.is_state_rel(&full)
+            || (meta.is_dir() && self.is_state_id(meta))
+            || self.is_config(&full, Some(meta))
     }
 
     /// Refuses `file` (opened from a resolved entry) unless it is a regular file with a
@@ -142,6 +165,9 @@ impl Jail {
             .map_err(|e| format!("cannot stat `{shown}`: {}", plain_io(&e)))?;
         if self.is_state_id(&meta) {
             return Err(state_refusal(shown));
+        }
+        if self.is_config(&[], Some(&meta)) {
+            return Err(config_refusal(shown));
         }
         if meta.is_dir() {
             return Err(format!("`{shown}` is a directory"));
@@ -209,6 +235,9 @@ impl Jail {
             rel.push(name.clone());
             if self.is_state_rel(&rel) {
                 return Err(state_refusal(shown));
+            }
+            if self.is_config(&rel, meta.as_ref()) {
+                return Err(config_refusal(shown));
             }
             if last && matches!(want, Want::Entry { .. }) {
                 // Refuse devices, FIFOs and sockets before opening them (open itself can act).
@@ -325,6 +354,10 @@ fn escape_refusal(shown: &str) -> String {
     format!("refused: `{shown}` resolves outside the workspace (via a symlink)")
 }
 
+fn config_refusal(shown: &str) -> String {
+    format!("refused: `{shown}` is the gateway's config file")
+}
+
 fn state_refusal(shown: &str) -> String {
     format!("refused: `{shown}` is inside the gateway's state directory")
 }
@@ -353,7 +386,7 @@ mod tests {
         let state = tmp.path().join("st");
         std::fs::create_dir_all(state.join("sub")).expect("mkdir");
         std::fs::write(state.join("sub/f"), "x").expect("write");
-        let mut jail = Jail::open(tmp.path(), &state).expect("jail");
+        let mut jail = Jail::open(tmp.path(), &state, None).expect("jail");
         jail.state_rel = None;
         for (path, want) in [
             ("st/sub/f", Want::Entry { create_dirs: false }),

@@ -1,6 +1,6 @@
 //! Tools the model may call. Each has a JSON schema, validates its arguments, and caps its
 //! output. File tools are confined to the workspace; `web_fetch` refuses private addresses;
-//! `exec` is off unless allowlisted.
+//! `exec` is off unless allowlisted, and its children run in a Landlock sandbox.
 
 use crate::types::ToolSpec;
 use serde_json::Value;
@@ -15,6 +15,8 @@ pub struct ToolContext {
     pub workspace: PathBuf,
     /// The gateway's state directory: never reachable, even if it lies inside the workspace.
     pub state_dir: PathBuf,
+    /// The active config file: never reachable either, wherever it lies.
+    pub config_file: Option<PathBuf>,
     /// Largest output handed back to the model (bytes); longer output is cut with a note.
     pub max_output_bytes: usize,
 }
@@ -54,6 +56,7 @@ mod exec;
 mod files;
 mod fs_guard;
 mod net_guard;
+mod sandbox;
 mod web_fetch;
 
 #[cfg(test)]
@@ -66,6 +69,7 @@ mod tests_web;
 pub use exec::Exec;
 pub use files::{Edit, Ls, Read, Write};
 pub use net_guard::forbidden_reason;
+pub use sandbox::{check_exec_sandbox, exec_enabled, landlock_abi};
 pub use web_fetch::WebFetch;
 
 /// Every tool, in the order offered to the model, minus those `allow`/`deny` rule out.

@@ -32,6 +32,7 @@ fn setup() -> Ws {
     let ctx = ToolContext {
         workspace: ws,
         state_dir: tmp.path().join("state"),
+        config_file: None,
         max_output_bytes: 64 * 1024,
     };
     Ws { tmp, ctx }
@@ -507,4 +508,49 @@ fn build_tools_orders_and_filters() {
     let tools = build_tools(&cfg);
     assert_eq!(names(&tools), ["read", "write", "edit", "ls"]);
     assert!(find(&tools, "exec").is_none());
+}
+
+/// Issue 7 item 9: `--config` pointing into the workspace. The config file is refused by
+/// every file tool, by path, through symlinks and by identity, and `ls` leaves it out.
+#[tokio::test]
+async fn config_file_inside_the_workspace_is_refused() {
+    let mut w = setup();
+    let cfg = w.ws().join("config.yaml");
+    let text = "gateway:\n  auth:\n    mode: token\n";
+    fs::write(&cfg, text).unwrap();
+    w.ctx.config_file = Some(cfg.clone());
+    symlink("config.yaml", w.ws().join("alias.yaml")).unwrap();
+    fs::create_dir(w.ws().join("d")).unwrap();
+    symlink("../config.yaml", w.ws().join("d/link.yaml")).unwrap();
+    fs::write(w.ws().join("other.txt"), "fine\n").unwrap();
+
+    for path in ["config.yaml", "./config.yaml", "alias.yaml", "d/link.yaml"] {
+        let out = call(&Read, &w.ctx, json!({"path": path})).await;
+        assert_refused(&out, w.tmp.path());
+        assert!(
+            out.content.contains("config file"),
+            "{path}: {}",
+            out.content
+        );
+        let out = call(
+            &Edit,
+            &w.ctx,
+            json!({"path": path, "oldText": "mode: token", "newText": "mode: none"}),
+        )
+        .await;
+        assert_refused(&out, w.tmp.path());
+        let out = call(
+            &Write,
+            &w.ctx,
+            json!({"path": path, "content": "gateway: {}\n"}),
+        )
+        .await;
+        assert_refused(&out, w.tmp.path());
+    }
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), text);
+    let out = call(&Ls, &w.ctx, json!({})).await;
+    assert_eq!(out, ToolOutput::ok("alias.yaml\nd/\nother.txt"));
+    // The rest of the workspace is untouched by the rule.
+    let out = call(&Read, &w.ctx, json!({"path": "other.txt"})).await;
+    assert_eq!(out, ToolOutput::ok("fine\n"));
 }

@@ -19,6 +19,7 @@ fn ctx() -> ToolContext {
     ToolContext {
         workspace: std::env::temp_dir(),
         state_dir: std::env::temp_dir().join("clawgate-test-state"),
+        config_file: None,
         max_output_bytes: 64 * 1024,
     }
 }

@@ -154,6 +154,7 @@ pub async fn execute(
                 tool_ctx: ToolContext {
                     workspace: rt.workspace.clone(),
                     state_dir: rt.state_dir.clone(),
+                    config_file: rt.config_file.clone(),
                     max_output_bytes: rt.max_output_bytes,
                 },
                 max_iterations: rt.cfg.max_tool_iterations,

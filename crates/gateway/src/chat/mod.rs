@@ -68,6 +68,8 @@ pub struct ChatRuntime {
     pub tools: Arc<Vec<Box<dyn Tool>>>,
     pub workspace: PathBuf,
     pub state_dir: PathBuf,
+    /// The active config file: the agent's tools never touch it.
+    pub config_file: Option<PathBuf>,
     pub cfg: AgentDefaults,
     pub max_output_bytes: usize,
     lanes: Mutex<HashMap<String, Lane>>,
@@ -101,6 +103,7 @@ impl ChatRuntime {
             tools,
             workspace,
             state_dir,
+            config_file: None,
             cfg,
             max_output_bytes,
             lanes: Mutex::new(HashMap::new()),
@@ -108,6 +111,12 @@ impl ChatRuntime {
             done: Mutex::new(HashMap::new()),
             finished_order: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Names the active config file, which the tools must never touch.
+    pub fn with_config_file(mut self, path: PathBuf) -> ChatRuntime {
+        self.config_file = Some(path);
+        self
     }
 
     /// `"<provider>/<model>"` of the default model, when one is configured.
