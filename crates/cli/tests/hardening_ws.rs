@@ -354,6 +354,62 @@ async fn t28_preauth_ping_flood_is_closed_and_memory_bounded() {
     assert_eq!(ws.call("health", json!({})).await["ok"], true);
 }
 
+/// Whether some process still owns the gateway's end of the TCP connection to `peer_port`
+/// (an entry in /proc/net/tcp with a non-zero inode; orphaned or gone otherwise).
+fn server_end_owned(gw_port: u16, peer_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 9 && port(f[1]) == Some(gw_port) && port(f[2]) == Some(peer_port) && f[9] != "0"
+    })
+}
+
+#[tokio::test]
+async fn t31_non_reading_slow_consumer_is_released() {
+    // An authenticated peer that never reads is closed as a slow consumer; its queued output
+    // and socket must not stay pinned after that (the writer used to wait on it forever).
+    // The bound is 1 MiB and the requests are paced, so the queue overflows only once the
+    // kernel buffers are full and the writer is stuck.
+    let gw = start_env(&[("CLAWGATE_MAX_BUFFERED_BYTES", "1048576")]);
+    let mut w = Wire::open(gw.addr).await;
+    w.handshake(&gw.token()).await;
+    let peer_port = w.tcp.local_addr().unwrap().port();
+    assert!(server_end_owned(gw.port(), peer_port));
+    let req = json!({"type":"req","id":"p","method":"system-presence"}).to_string();
+    let frame = Wire::encode(0x81, req.as_bytes(), Some([5, 6, 7, 8]));
+    let batch: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * 16)
+        .collect();
+    // Pipeline until the gateway stops reading us (or drops us), never reading a reply.
+    for _ in 0..40_000 {
+        match tokio::time::timeout(Duration::from_secs(2), w.send_raw(&batch)).await {
+            Ok(Ok(())) => {}
+            _ => break,
+        }
+        // Paced, so the writer keeps up until the kernel buffers are full.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server_end_owned(gw.port(), peer_port) {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway still holds the socket of a peer it closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
+    assert_eq!(ws.call("health", json!({})).await["ok"], true);
+    drop(w);
+}
+
 // ------------------------------------------------------ item 5: pre-auth capacity (T29/T30)
 
 #[tokio::test]
