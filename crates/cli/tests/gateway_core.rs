@@ -576,22 +576,23 @@ async fn ping_gets_pong() {
 }
 
 #[tokio::test]
-async fn unauthenticated_connections_are_capped_per_address() {
+async fn idle_handshakes_from_one_address_do_not_lock_it_out() {
+    // Issue 7: the former hard cap of 32 pending handshakes per address refused legitimate
+    // bursts; the pre-auth pool is now shared and idle handshakes are evicted under pressure
+    // (see hardening_ws.rs for the burst and slowloris tests).
     let gw = start();
-    // 32 sockets sit in the handshake without sending connect.
     let mut idle = Vec::new();
-    for _ in 0..32 {
+    for _ in 0..40 {
         let mut ws = RawWs::connect(gw.addr).await;
         ws.challenge().await;
         idle.push(ws);
     }
-    assert_eq!(RawWs::connect_with(gw.addr, &[]).await.err(), Some(503));
-    // Finishing one handshake frees its slot for the next client.
+    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
+    assert_eq!(ws.call("health", json!({})).await["ok"], true);
+    // The idle ones can still finish their handshake.
     let mut first = idle.remove(0);
     let res = first
         .connect_req(cli_params(&gw.token(), &["operator.read"]))
         .await;
     assert_eq!(res["ok"], true);
-    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
-    assert_eq!(ws.call("health", json!({})).await["ok"], true);
 }

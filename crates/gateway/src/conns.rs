@@ -24,6 +24,8 @@ pub struct Outlet {
     tx: mpsc::UnboundedSender<Outbound>,
     queued: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
+    /// Set when the connection was closed because its queue passed the bound.
+    overflowed: Arc<AtomicBool>,
     max_buffered: usize,
 }
 
@@ -38,6 +40,7 @@ impl Outlet {
                 tx,
                 queued: queued.clone(),
                 closed: Arc::new(AtomicBool::new(false)),
+                overflowed: Arc::new(AtomicBool::new(false)),
                 max_buffered,
             },
             rx,
@@ -67,6 +70,7 @@ impl Outlet {
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
         if before + len > self.max_buffered {
             self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.overflowed.store(true, Ordering::Release);
             self.close(clawgate_protocol::close::POLICY, "slow consumer");
             return false;
         }
@@ -86,6 +90,17 @@ impl Outlet {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection was closed as a slow consumer.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Changes the bound (raised when `connect` succeeds). Takes `&mut self`: only the
+    /// connection's own outlet, before any clone is handed out, may change it.
+    pub fn set_max_buffered(&mut self, max: usize) {
+        self.max_buffered = max;
     }
 }
 

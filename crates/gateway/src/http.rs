@@ -284,7 +284,7 @@ async fn root(State(st): State<AppState>, mut req: Request) -> Response {
         );
     }
     let peer = Peer::from_parts(&st.gw, addr, req.headers());
-    let Some(slot) = st.preauth.acquire(peer.client_ip) else {
+    let Some(slot) = st.preauth.acquire(peer.client_ip).await else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",

@@ -20,6 +20,12 @@ pub const MAX_PREAUTH_PAYLOAD: usize = 64 * 1024;
 pub const MAX_PAYLOAD: usize = 25 * 1024 * 1024;
 /// Outbound bytes queued per connection before it is closed as a slow consumer.
 pub const MAX_BUFFERED_BYTES: usize = 50 * 1024 * 1024;
+/// Outbound bytes queued for a connection that has not completed `connect` (the challenge,
+/// pongs, a refusal). A pre-auth peer that lets more pile up is closed as a slow consumer.
+pub const PREAUTH_MAX_BUFFERED_BYTES: usize = 8 * 1024;
+/// Requests of one connection that run at once; beyond this the gateway stops reading the
+/// socket until one finishes (back-pressure).
+pub const MAX_IN_FLIGHT: usize = 32;
 /// Default `tick` interval advertised in `policy.tickIntervalMs`.
 pub const TICK_INTERVAL_MS: u64 = 30_000;
 /// Time from socket open to a completed `connect`.
@@ -34,6 +40,7 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const SERVICE_RESTART: u16 = 1012;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Every `client.id` the official clients may send.

@@ -24,8 +24,33 @@ pub enum Incoming {
     TooBig,
     /// Invalid UTF-8 in a text message.
     BadUtf8,
-    /// The socket died or the peer broke the framing rules.
+    /// The peer broke RFC 6455 (unmasked frame, RSV bits, reserved opcode, oversized or
+    /// fragmented control frame, bad fragmentation, bad close frame): close 1002.
+    Protocol(&'static str),
+    /// The socket died.
     Gone,
+}
+
+impl Incoming {
+    /// Whether nothing more can be read after this.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Incoming::Closed(_)
+                | Incoming::Gone
+                | Incoming::TooBig
+                | Incoming::BadUtf8
+                | Incoming::Protocol(_)
+        )
+    }
+}
+
+/// Largest control frame payload (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// Close codes a peer may send (RFC 6455 §7.4).
+fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 pub struct Reader<R> {
@@ -55,23 +80,55 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub async fn next(&mut self) -> Incoming {
         let mut buf: Option<(OpCode, Vec<u8>)> = None;
         loop {
-            let frame = match self.inner.read_frame(&mut no_send).await {
+            let mut frame = match self.inner.read_frame(&mut no_send).await {
                 Ok(f) => f,
                 Err(WebSocketError::FrameTooLarge) => return Incoming::TooBig,
                 Err(WebSocketError::InvalidUTF8) => return Incoming::BadUtf8,
+                Err(WebSocketError::ReservedBitsNotZero) => {
+                    return Incoming::Protocol("reserved bits set")
+                }
+                Err(WebSocketError::InvalidValue) => return Incoming::Protocol("reserved opcode"),
+                Err(WebSocketError::ControlFrameFragmented) => {
+                    return Incoming::Protocol("fragmented control frame")
+                }
+                Err(WebSocketError::PingFrameTooLarge) => {
+                    return Incoming::Protocol("control frame too large")
+                }
                 Err(_) => return Incoming::Gone,
             };
+            // Clients must mask every frame (RFC 6455 §5.1). The library keeps the key on
+            // the frame; the formatted header shows whether there was one.
+            let mut head = [0u8; 14];
+            frame.fmt_head(&mut head);
+            if head[1] & 0x80 == 0 {
+                return Incoming::Protocol("unmasked client frame");
+            }
+            let control = matches!(frame.opcode, OpCode::Ping | OpCode::Pong | OpCode::Close);
+            if control && frame.payload.len() > MAX_CONTROL_PAYLOAD {
+                return Incoming::Protocol("control frame too large");
+            }
             match frame.opcode {
                 OpCode::Ping => return Incoming::Ping(frame.payload.to_vec()),
                 OpCode::Pong => continue,
                 OpCode::Close => {
-                    let code = (frame.payload.len() >= 2)
-                        .then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
-                    return Incoming::Closed(code);
+                    return match frame.payload.len() {
+                        0 => Incoming::Closed(None),
+                        1 => Incoming::Protocol("invalid close frame"),
+                        _ => {
+                            let code = u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
+                            if !close_code_allowed(code) {
+                                Incoming::Protocol("invalid close code")
+                            } else if std::str::from_utf8(&frame.payload[2..]).is_err() {
+                                Incoming::BadUtf8
+                            } else {
+                                Incoming::Closed(Some(code))
+                            }
+                        }
+                    };
                 }
                 OpCode::Text | OpCode::Binary => {
                     if buf.is_some() {
-                        return Incoming::Gone;
+                        return Incoming::Protocol("new message inside a fragmented one");
                     }
                     if frame.fin {
                         return finish(frame.opcode, frame.payload.to_vec());
@@ -80,7 +137,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 }
                 OpCode::Continuation => {
                     let Some((_, data)) = buf.as_mut() else {
-                        return Incoming::Gone;
+                        return Incoming::Protocol("continuation without a message");
                     };
                     if data.len() + frame.payload.len() > self.max_message {
                         return Incoming::TooBig;

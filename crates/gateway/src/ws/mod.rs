@@ -11,8 +11,11 @@ use crate::state::Gateway;
 use clawgate_protocol::connect::ConnectParams;
 use clawgate_protocol::error::ErrorShape;
 use clawgate_protocol::frame::{self, FrameError, Request};
-use clawgate_protocol::{close, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
+use clawgate_protocol::{
+    close, MAX_IN_FLIGHT, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD, PREAUTH_MAX_BUFFERED_BYTES,
+};
 use fastwebsockets::WebSocket;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use io::{Incoming, Reader};
 use serde_json::json;
 use std::sync::Arc;
@@ -28,12 +31,40 @@ pub struct Session {
     pub params: ConnectParams,
 }
 
+/// How long a closing connection keeps reading (discarding) while its close frame goes out.
+const LINGER: Duration = Duration::from_secs(2);
+/// The same for a connection whose handshake failed; also its writer's grace.
+const PREAUTH_LINGER: Duration = Duration::from_secs(1);
+/// How long the writer of a closing authenticated connection may take to deliver what is
+/// queued (bounded by `maxBufferedBytes`) to a peer that reads late; then it is dropped.
+const AUTHED_WRITER_GRACE: Duration = Duration::from_secs(10);
+
+/// How the handshake phase ended.
+enum Handshake {
+    /// Authenticated; the id of the `connect` request to answer with hello-ok.
+    Done(Box<Session>, String),
+    /// Refused; a close is queued (or the peer went away).
+    Refused,
+    TimedOut,
+    /// The pre-auth slot was taken for a newcomer (all slots full, this one idle).
+    Evicted,
+}
+
+/// Reads one message with the reader moved in and out, so the read can stay pending across
+/// `select!` iterations without being cancelled mid-frame.
+async fn next_owned<R: AsyncRead + Unpin>(mut reader: Reader<R>) -> (Reader<R>, Incoming) {
+    let incoming = reader.next().await;
+    (reader, incoming)
+}
+
 pub async fn serve<S>(gw: Arc<Gateway>, ws: WebSocket<S>, peer: Peer, preauth: crate::preauth::Slot)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (read, write) = ws.split(tokio::io::split);
-    let (outlet, rx, queued) = Outlet::new(gw.timings.max_buffered_bytes);
+    // Until `connect` succeeds the peer gets a small outbound budget: a client that sends
+    // pings and never reads is closed after a few KiB, not after `maxBufferedBytes`.
+    let (mut outlet, rx, queued) = Outlet::new(PREAUTH_MAX_BUFFERED_BYTES);
     let writer = tokio::spawn(io::run_writer(write, rx, queued));
     let mut reader = Reader::new(read, MAX_PREAUTH_PAYLOAD);
 
@@ -46,24 +77,54 @@ where
     ));
 
     let deadline = Duration::from_millis(gw.timings.handshake_timeout_ms);
-    let result = tokio::time::timeout(
-        deadline,
-        handshake(&gw, &mut reader, &outlet, &peer, &nonce),
-    )
-    .await;
+    let result = tokio::select! {
+        r = tokio::time::timeout(
+            deadline,
+            handshake(&gw, &mut reader, &outlet, &peer, &nonce, &preauth),
+        ) => match r {
+            Ok(Some((s, id))) => Handshake::Done(Box::new(s), id),
+            Ok(None) => Handshake::Refused,
+            Err(_) => Handshake::TimedOut,
+        },
+        _ = preauth.evicted() => Handshake::Evicted,
+    };
+    let linger_permit = match result {
+        Handshake::Done(..) => None,
+        _ => preauth.linger_permit(),
+    };
     drop(preauth);
     let session = match result {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            drop(outlet);
-            linger(&mut reader, writer).await;
-            return;
+        Handshake::Done(session, id) => {
+            // Authenticated: the full outbound bound applies from the hello-ok on.
+            outlet.set_max_buffered(gw.timings.max_buffered_bytes);
+            outlet.send(frame::response_ok(
+                &id,
+                &hello::hello_ok(&gw, &session, &peer),
+            ));
+            *session
         }
-        Err(_) => {
-            debug!(peer = %peer.addr, "handshake timed out");
-            outlet.close(close::POLICY, "handshake timeout");
+        end => {
+            match end {
+                Handshake::TimedOut => {
+                    debug!(peer = %peer.addr, "handshake timed out");
+                    outlet.close(close::POLICY, "handshake timeout");
+                }
+                Handshake::Evicted => {
+                    debug!(peer = %peer.addr, "idle handshake evicted: pre-auth slots full");
+                    outlet.close(close::TRY_AGAIN_LATER, "server busy");
+                }
+                _ => {}
+            }
+            if outlet.overflowed() || linger_permit.is_none() {
+                // The peer does not read (no close frame can reach it), or too many failed
+                // handshakes are lingering already: drop it now.
+                debug!(peer = %peer.addr, "pre-auth connection dropped without linger");
+                writer.abort();
+                return;
+            }
             drop(outlet);
-            linger(&mut reader, writer).await;
+            linger(&mut reader, writer, PREAUTH_LINGER).await;
+            drop(linger_permit);
             return;
         }
     };
@@ -88,61 +149,78 @@ where
         outlet: outlet.clone(),
         peer: peer.clone(),
     };
+    // Requests run concurrently (up to MAX_IN_FLIGHT), all on this task: a slow one
+    // (`agent.wait`, `send`) no longer blocks the others or the pongs. At the cap the socket
+    // is not read until one finishes. Replies carry their ids; event `seq` is assigned at
+    // broadcast time under the registry lock, so it is unaffected.
+    let mut inflight = FuturesUnordered::new();
+    // Request text held by running requests; reading pauses at MAX_PAYLOAD.
+    let mut inflight_bytes = 0usize;
+    let read = next_owned(reader);
+    tokio::pin!(read);
+    // The reader, once it returned a terminal frame (nothing more to read).
+    let mut finished: Option<Reader<_>> = None;
     loop {
-        let incoming = tokio::select! {
-            m = reader.next() => m,
+        tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
-        };
-        match incoming {
-            Incoming::Text(text) => match Request::parse(&text) {
-                Ok(req) => methods::dispatch(&ctx, req).await,
-                Err(FrameError::NotRequest) => {
-                    // Answer when the frame names an id we can echo; otherwise close.
-                    let id = serde_json::from_str::<serde_json::Value>(&text)
-                        .ok()
-                        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
-                    match id {
-                        Some(id) => {
-                            outlet.send(frame::response_err(
-                                &id,
-                                &ErrorShape::invalid("invalid request frame"),
-                                None,
-                            ));
+            Some(len) = inflight.next(), if !inflight.is_empty() => inflight_bytes -= len,
+            (r, incoming) = read.as_mut(),
+                if inflight.len() < MAX_IN_FLIGHT && inflight_bytes < MAX_PAYLOAD => {
+                let mut stop = incoming.is_terminal();
+                match incoming {
+                    Incoming::Text(text) => match Request::parse(&text) {
+                        Ok(req) => {
+                            let len = text.len();
+                            inflight_bytes += len;
+                            let ctx = &ctx;
+                            inflight.push(async move {
+                                methods::dispatch(ctx, req).await;
+                                len
+                            });
                         }
-                        None => {
-                            outlet.close(close::POLICY, "invalid request frame");
-                            break;
+                        Err(FrameError::NotRequest) => {
+                            // Answer when the frame names an id we can echo; otherwise close.
+                            let id = serde_json::from_str::<serde_json::Value>(&text)
+                                .ok()
+                                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
+                            match id {
+                                Some(id) => {
+                                    outlet.send(frame::response_err(
+                                        &id,
+                                        &ErrorShape::invalid("invalid request frame"),
+                                        None,
+                                    ));
+                                }
+                                None => outlet.close(close::POLICY, "invalid request frame"),
+                            }
                         }
+                        Err(FrameError::NotJson) => outlet.close(close::POLICY, "invalid request frame"),
+                    },
+                    Incoming::Ping(p) => {
+                        outlet.pong(p);
                     }
+                    Incoming::Binary => {
+                        outlet.close(1003, "binary frames are not supported");
+                        stop = true;
+                    }
+                    Incoming::TooBig => outlet.close(close::TOO_BIG, "payload too large"),
+                    Incoming::BadUtf8 => outlet.close(1007, "invalid utf-8"),
+                    Incoming::Closed(code) => {
+                        // Echo the peer's close (a bare close for 1005, as the real gateway does).
+                        outlet.close(code.unwrap_or(1005), "");
+                    }
+                    Incoming::Protocol(why) => {
+                        debug!(peer = %peer.addr, "protocol violation: {why}");
+                        outlet.close(close::PROTOCOL_ERROR, why);
+                    }
+                    Incoming::Gone => outlet.close(close::PROTOCOL_ERROR, "protocol error"),
                 }
-                Err(FrameError::NotJson) => {
-                    outlet.close(close::POLICY, "invalid request frame");
+                if stop {
+                    finished = Some(r);
                     break;
                 }
-            },
-            Incoming::Ping(p) => {
-                outlet.pong(p);
-            }
-            Incoming::Binary => {
-                outlet.close(1003, "binary frames are not supported");
-                break;
-            }
-            Incoming::TooBig => {
-                outlet.close(close::TOO_BIG, "payload too large");
-                break;
-            }
-            Incoming::BadUtf8 => {
-                outlet.close(1007, "invalid utf-8");
-                break;
-            }
-            Incoming::Closed(code) => {
-                // Echo the peer's close (a bare close for 1005, as the real gateway does).
-                outlet.close(code.unwrap_or(1005), "");
-                break;
-            }
-            Incoming::Gone => {
-                outlet.close(close::PROTOCOL_ERROR, "protocol error");
-                break;
+                read.set(next_owned(r));
             }
         }
         if outlet.is_closed() {
@@ -153,46 +231,74 @@ where
     if listed {
         gw.remove_presence(conn_id);
     }
+    // Requests still running get the linger time to finish (their replies are dropped once
+    // the outlet is closed); then they are cancelled with the connection.
+    let settle = async { while inflight.next().await.is_some() {} };
+    let drain = async {
+        let mut reader = match finished {
+            Some(r) => r,
+            None => {
+                let (r, incoming) = read.as_mut().await;
+                if incoming.is_terminal() {
+                    return;
+                }
+                r
+            }
+        };
+        while !reader.next().await.is_terminal() {}
+    };
+    let _ = tokio::time::timeout(LINGER, async { tokio::join!(settle, drain) }).await;
+    drop(inflight);
     drop(ctx);
     drop(outlet);
-    linger(&mut reader, writer).await;
+    finish_writer(writer, AUTHED_WRITER_GRACE).await;
+}
+
+/// Gives the writer up to `grace` to deliver what is queued (ending with the close frame),
+/// then drops it, so a peer that never reads cannot pin the connection.
+async fn finish_writer(mut writer: tokio::task::JoinHandle<()>, grace: Duration) {
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
 }
 
 /// Lets the writer deliver the close frame while unread input is discarded: closing a
 /// socket with unread data would reset it and the peer could lose the close frame.
-async fn linger<R: AsyncRead + Unpin>(reader: &mut Reader<R>, writer: tokio::task::JoinHandle<()>) {
-    let drain = async {
-        loop {
-            match reader.next().await {
-                Incoming::Closed(_) | Incoming::Gone | Incoming::TooBig | Incoming::BadUtf8 => {
-                    break
-                }
-                _ => {}
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        tokio::join!(drain, async {
-            let _ = writer.await;
-        })
-    })
-    .await;
+async fn linger<R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
+    writer: tokio::task::JoinHandle<()>,
+    grace: Duration,
+) {
+    let drain = async { while !reader.next().await.is_terminal() {} };
+    let _ = tokio::join!(
+        tokio::time::timeout(LINGER, drain),
+        finish_writer(writer, grace)
+    );
 }
 
-/// Reads the first frame and runs `connect`. `None` means the connection was refused and a
-/// close is queued.
+/// Reads the first frame and runs `connect`: the session and the request id to answer with
+/// hello-ok. `None` means the connection was refused and a close is queued.
 async fn handshake<R: AsyncRead + Unpin>(
     gw: &Arc<Gateway>,
     reader: &mut Reader<R>,
     outlet: &Outlet,
     peer: &Peer,
     nonce: &str,
-) -> Option<Session> {
+    slot: &crate::preauth::Slot,
+) -> Option<(Session, String)> {
     let text = loop {
         match reader.next().await {
             Incoming::Text(t) => break t,
             Incoming::Ping(p) => {
-                outlet.pong(p);
+                // Over the pre-auth budget the outlet closes itself (slow consumer).
+                if !outlet.pong(p) {
+                    return None;
+                }
+            }
+            Incoming::Protocol(why) => {
+                debug!(peer = %peer.addr, "pre-auth protocol violation: {why}");
+                outlet.close(close::PROTOCOL_ERROR, why);
+                return None;
             }
             Incoming::TooBig => {
                 warn!(peer = %peer.addr, "pre-auth frame over 64 KiB");
@@ -213,6 +319,7 @@ async fn handshake<R: AsyncRead + Unpin>(
             }
         }
     };
+    slot.mark_busy();
     let req = match Request::parse(&text) {
         Ok(r) => r,
         Err(_) => {
@@ -286,11 +393,7 @@ async fn handshake<R: AsyncRead + Unpin>(
                 scopes = session.grant.scopes.len(),
                 "client connected"
             );
-            outlet.send(frame::response_ok(
-                &req.id,
-                &hello::hello_ok(gw, &session, peer),
-            ));
-            Some(session)
+            Some((session, req.id))
         }
         Err(refusal) => {
             let detail = refusal.error.detail_code().unwrap_or("").to_string();
