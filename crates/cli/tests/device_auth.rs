@@ -318,7 +318,8 @@ async fn removing_a_device_closes_its_sessions_and_voids_its_token() {
         .as_str()
         .unwrap()
         .to_string();
-    let (mut admin, _) = connect_cli(gw.addr, &gw.token(), &["operator.pairing"]).await;
+    // The device holds admin scopes, so removing it takes an admin (see hardening_devices).
+    let (mut admin, _) = connect_cli(gw.addr, &gw.token(), &["operator.admin"]).await;
     let r = admin
         .call("device.pair.remove", json!({"deviceId": dev.id()}))
         .await;

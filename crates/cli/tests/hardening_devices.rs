@@ -490,3 +490,72 @@ async fn i7_11_legacy_devices_json_is_imported() {
         .await;
     assert_eq!(res["ok"], true, "imported request approved: {res}");
 }
+
+/// T34 (removal): a pairing-only device cannot remove a device holding more scopes than it
+/// (which would lock an admin out); it may remove one within its own scopes, and an admin may
+/// remove anything.
+#[tokio::test]
+async fn t34_pairing_only_device_cannot_remove_an_admin_device() {
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let pairer = Device::new();
+    let (mut p, res) = pairer
+        .connect(
+            &gw,
+            json!({"token": gw.token()}),
+            &["operator.pairing"],
+            &[],
+        )
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let admin_dev = Device::new();
+    let (_admin_ws, res) = admin_dev
+        .connect(&gw, json!({"token": gw.token()}), ADMIN_SCOPES, &[])
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+
+    let r = p
+        .call("device.pair.remove", json!({"deviceId": admin_dev.id()}))
+        .await;
+    assert_eq!(
+        r["ok"], false,
+        "pairing-only device removed an admin device: {r}"
+    );
+    assert_eq!(r["error"]["code"], "FORBIDDEN", "{r}");
+    assert!(
+        r["error"]["details"]["missingScopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("operator.admin")),
+        "{r}"
+    );
+    let list = p.call("device.pair.list", json!({})).await;
+    let paired: Vec<&str> = list["payload"]["paired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deviceId"].as_str().unwrap())
+        .collect();
+    assert!(paired.contains(&admin_dev.id().as_str()), "{list}");
+
+    // Within its own scopes it may remove (here: itself is not the target; a peer with pairing).
+    let peer = Device::new();
+    let (_peer_ws, res) = peer
+        .connect(
+            &gw,
+            json!({"token": gw.token()}),
+            &["operator.pairing"],
+            &[],
+        )
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let r = p
+        .call("device.pair.remove", json!({"deviceId": peer.id()}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+
+    let (mut admin, _) = connect_cli(gw.addr, &gw.token(), &["operator.admin"]).await;
+    let r = admin
+        .call("device.pair.remove", json!({"deviceId": admin_dev.id()}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+}

@@ -49,14 +49,17 @@ fn nothing_listens_on(port: u16) -> bool {
             return false;
         }
     }
-    // And no socket of any address family holds the port.
-    let hex = format!(":{port:04X} ");
+    // And no listening socket of any address family holds the port. Only the local address
+    // and the LISTEN state (0A) count: other processes' connections to the same port number
+    // (or TIME_WAIT entries) on this shared host are not ours.
+    let local = format!(":{port:04X}");
     for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if std::fs::read_to_string(f)
-            .unwrap_or_default()
-            .contains(&hex)
-        {
-            return false;
+        let table = std::fs::read_to_string(f).unwrap_or_default();
+        for row in table.lines().skip(1) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            if cols.len() > 3 && cols[1].ends_with(&local) && cols[3] == "0A" {
+                return false;
+            }
         }
     }
     true

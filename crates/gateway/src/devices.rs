@@ -62,6 +62,16 @@ pub enum Approval {
     },
 }
 
+/// Outcome of [`DeviceStore::remove`].
+pub enum Removal {
+    Removed(Box<PairedDevice>),
+    Unknown,
+    /// The device holds scopes the remover does not.
+    Forbidden {
+        missing: Vec<String>,
+    },
+}
+
 pub struct DeviceStore {
     store: Arc<Store>,
     /// Serializes read-check-write sequences (pairing, approval, token issuance), so no two
@@ -289,9 +299,21 @@ impl DeviceStore {
         self.store.delete_device_request(request_id).map_err(err)
     }
 
-    pub fn remove(&self, device_id: &str) -> Result<Option<PairedDevice>, String> {
+    /// Removes a paired device, if `remover` holds every scope the device was approved for
+    /// (a pairing-only client cannot lock out an admin device).
+    pub fn remove(&self, device_id: &str, remover: &[String]) -> Result<Removal, String> {
         let _g = self.guard();
-        self.store.delete_device(device_id).map_err(err)
+        let Some(dev) = self.store.device(device_id).map_err(err)? else {
+            return Ok(Removal::Unknown);
+        };
+        let missing = scopes::missing_grants(remover, &dev.approved_scopes);
+        if !missing.is_empty() {
+            return Ok(Removal::Forbidden { missing });
+        }
+        match self.store.delete_device(device_id).map_err(err)? {
+            Some(dev) => Ok(Removal::Removed(Box::new(dev))),
+            None => Ok(Removal::Unknown),
+        }
     }
 
     /// `{pending, paired}` with token secrets removed.

@@ -1,5 +1,5 @@
 use super::{object, req_str, BoxFuture, Ctx};
-use crate::devices::{now_ms, pending_json, redacted, Approval};
+use crate::devices::{now_ms, pending_json, redacted, Approval, Removal};
 use clawgate_protocol::error::{code, ErrorShape};
 use serde_json::{json, Value};
 
@@ -74,14 +74,31 @@ pub fn reject(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     })
 }
 
-/// `device.pair.remove` (pairing) `{deviceId}`.
+/// `device.pair.remove` (pairing) `{deviceId}`. The remover must hold every scope the device
+/// holds.
 pub fn remove(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("device.pair.remove", params)?;
         let id = req_str("device.pair.remove", &p, "deviceId")?.to_string();
-        let dev = blocking(ctx, move |d| d.remove(&id))
-            .await?
-            .ok_or_else(|| ErrorShape::invalid("unknown deviceId"))?;
+        let remover = ctx.session.grant.scopes.clone();
+        let did = id.clone();
+        let dev = match blocking(ctx, move |d| d.remove(&did, &remover)).await? {
+            Removal::Removed(dev) => dev,
+            Removal::Unknown => return Err(ErrorShape::invalid("unknown deviceId")),
+            Removal::Forbidden { missing } => {
+                return Err(ErrorShape::new(
+                    code::FORBIDDEN,
+                    format!(
+                        "cannot remove a device holding scopes this connection does not hold: {}",
+                        missing.join(", ")
+                    ),
+                )
+                .with_detail_code(
+                    "MISSING_SCOPE",
+                    &[("missingScopes", json!(missing)), ("deviceId", json!(id))],
+                ))
+            }
+        };
         // Its credentials are gone: so are its live sessions.
         let closed = ctx
             .gw
