@@ -238,12 +238,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// No socket of any address family listens on `port` (other tests' client sockets may
+/// use it as their ephemeral port; only listeners count).
 fn port_is_free(port: u16) -> bool {
-    let hex = format!(":{port:04X} ");
+    let suffix = format!(":{port:04X}");
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().all(|f| {
-        !std::fs::read_to_string(f)
+        std::fs::read_to_string(f)
             .unwrap_or_default()
-            .contains(&hex)
+            .lines()
+            .skip(1)
+            .all(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                !(cols.len() > 3 && cols[1].ends_with(&suffix) && cols[3] == "0A")
+            })
     })
 }
 
@@ -682,4 +689,27 @@ async fn t29_slow_headers_are_cut_at_the_header_deadline() {
     let host = format!("127.0.0.1:{}", gw.port());
     let (status, _) = http_from(ip("127.0.0.1"), gw.addr, &get("/healthz", &host)).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn i7_2_a_burst_of_200_local_connections_is_not_refused_by_the_caps() {
+    let gw = start_with("gateway: {}\n");
+    let host = format!("127.0.0.1:{}", gw.port());
+    // All 200 open before any is answered: none is turned away by the HTTP caps.
+    let mut socks = Vec::new();
+    for i in 0..200u32 {
+        let src = ip(&format!("127.0.{}.{}", i / 250, i % 250 + 1));
+        socks.push(tcp_from(src, gw.addr).await);
+    }
+    let mut tasks = Vec::new();
+    for mut s in socks {
+        let req = get("/healthz", &host);
+        tasks.push(tokio::spawn(async move {
+            s.write_all(&req).await.unwrap();
+            read_reply(&mut s, Duration::from_secs(10)).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
 }

@@ -71,7 +71,7 @@ fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
 pub fn host_allowed(gw: &Gateway, value: &str) -> bool {
     match clawgate_config::split_host_port(value) {
         Some((host, _)) => {
-            clawgate_config::is_loopback_host(&host) || gw.allowed_hosts.iter().any(|a| *a == host)
+            clawgate_config::is_loopback_host(&host) || gw.allowed_hosts.contains(&host)
         }
         None => false,
     }

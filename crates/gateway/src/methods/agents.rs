@@ -45,31 +45,6 @@ fn is_local_url(url: &str) -> bool {
         .is_some_and(|(host, _)| clawgate_config::is_loopback_host(&host))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn local_urls_are_exact_loopback_literals() {
-        for u in [
-            "http://127.0.0.1:11434/v1",
-            "http://localhost/v1",
-            "http://[::1]:8080/v1",
-            "http://user:pw@127.0.0.2/v1",
-        ] {
-            assert!(super::is_local_url(u), "{u}");
-        }
-        for u in [
-            "http://127.0.0.1.evil.com/v1",
-            "http://127.evil.com:8080/v1",
-            "https://api.openai.com/v1",
-            "http://[::1].evil.com/v1",
-            "http://evil.com/?x=127.0.0.1",
-            "http://evil.com/#[::1]",
-        ] {
-            assert!(!super::is_local_url(u), "{u}");
-        }
-    }
-}
-
 pub fn model_entries(gw: &Gateway) -> Vec<Value> {
     let default = gw.chat.default_model().unwrap_or("");
     let (levels, _, tdefault) = thinking();
@@ -159,4 +134,29 @@ pub fn update_status(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
 
 pub fn node_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move { Ok(json!({"ts": now_ms(), "nodes": []})) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_urls_are_exact_loopback_literals() {
+        for u in [
+            "http://127.0.0.1:11434/v1",
+            "http://localhost/v1",
+            "http://[::1]:8080/v1",
+            "http://user:pw@127.0.0.2/v1",
+        ] {
+            assert!(super::is_local_url(u), "{u}");
+        }
+        for u in [
+            "http://127.0.0.1.evil.com/v1",
+            "http://127.evil.com:8080/v1",
+            "https://api.openai.com/v1",
+            "http://[::1].evil.com/v1",
+            "http://evil.com/?x=127.0.0.1",
+            "http://evil.com/#[::1]",
+        ] {
+            assert!(!super::is_local_url(u), "{u}");
+        }
+    }
 }
