@@ -247,8 +247,14 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
         .get(clawgate_channels::telegram::SECRET_HEADER)
         .map(|v| v.as_bytes());
     if secret.is_empty() || !clawgate_channels::telegram::verify_secret(secret, presented) {
-        st.gw.limiter.record_failure(client_ip);
-        warn!("telegram webhook: missing or wrong secret token");
+        // One line per lockout, not per attempt: a flood of bad secrets must not flood the log.
+        match st.gw.limiter.record_failure(client_ip) {
+            Some(ms) => warn!(
+                client = %client_ip,
+                "telegram webhook: repeated missing or wrong secret token; client locked out for {ms} ms"
+            ),
+            None => debug!(client = %client_ip, "telegram webhook: missing or wrong secret token"),
+        }
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
