@@ -49,13 +49,16 @@ fn nothing_listens_on(port: u16) -> bool {
             return false;
         }
     }
-    // And no socket of any address family holds the port.
-    let hex = format!(":{port:04X} ");
+    // And no socket of any address family listens on the port (only listeners: a parallel
+    // test's client socket may have it as its ephemeral port).
+    let suffix = format!(":{port:04X}");
     for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if std::fs::read_to_string(f)
-            .unwrap_or_default()
-            .contains(&hex)
-        {
+        let table = std::fs::read_to_string(f).unwrap_or_default();
+        let listening = table.lines().skip(1).any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[1].ends_with(&suffix) && cols[3] == "0A"
+        });
+        if listening {
             return false;
         }
     }
