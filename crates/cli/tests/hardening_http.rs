@@ -367,18 +367,16 @@ async fn t10_ipv6_and_ipv4_loopback_share_one_lockout() {
 
 #[tokio::test]
 async fn i7_7_rotating_forwarded_for_trips_the_global_budget() {
-    let gw = start_with(
-        "gateway:\n  trustedProxies: [127.0.0.1]\n  auth:\n    \
-         rateLimit: { maxAttempts: 3, windowMs: 60000, lockoutMs: 60000, globalMaxAttempts: 10 }\n",
-    );
+    // Default limits: 10 failures per client, 100 across all remote clients.
+    let gw = start_with("gateway:\n  trustedProxies: [127.0.0.1]\n");
     let lo = ip("127.0.0.1");
     // A different forwarded client each time: no single bucket fills up.
-    for i in 1..=10 {
+    for i in 1..=100 {
         let xff = format!("203.0.113.{i}");
         let res = ws_connect_from(lo, gw.addr, "wrong", &[("x-forwarded-for", &xff)]).await;
         assert_eq!(
             res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
-            "{res}"
+            "{i}: {res}"
         );
     }
     // The global budget is spent: a fresh forwarded address is refused, right token or not.
@@ -393,6 +391,31 @@ async fn i7_7_rotating_forwarded_for_trips_the_global_budget() {
     // Direct loopback clients (the local CLI) are exempt from the global budget.
     let res = ws_connect_from(lo, gw.addr, &gw.token(), &[]).await;
     assert_eq!(res["ok"], true, "{res}");
+}
+
+#[tokio::test]
+async fn i7_7_global_budget_is_configurable() {
+    let gw = start_with(
+        "gateway:\n  trustedProxies: [127.0.0.1]\n  auth:\n    \
+         rateLimit: { maxAttempts: 3, windowMs: 60000, lockoutMs: 60000, globalMaxAttempts: 5 }\n",
+    );
+    let lo = ip("127.0.0.1");
+    for i in 1..=5 {
+        let xff = format!("203.0.113.{i}");
+        let res = ws_connect_from(lo, gw.addr, "wrong", &[("x-forwarded-for", &xff)]).await;
+        assert_eq!(
+            res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
+            "{res}"
+        );
+    }
+    let res = ws_connect_from(
+        lo,
+        gw.addr,
+        &gw.token(),
+        &[("x-forwarded-for", "2001:db8::7")],
+    )
+    .await;
+    assert!(rate_limited(&res), "{res}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -625,15 +648,16 @@ fn non_loopback_v4() -> IpAddr {
 #[tokio::test]
 async fn i7_2_http_connections_are_capped_per_remote_address_but_not_for_loopback() {
     let token = random_token();
+    // Default cap: 64 open HTTP connections per non-loopback address.
     let gw = start_with(&format!(
-        "gateway:\n  host: 0.0.0.0\n  maxHttpConnectionsPerAddress: 3\n  auth:\n    token: \"{token}\"\n"
+        "gateway:\n  host: 0.0.0.0\n  auth:\n    token: \"{token}\"\n"
     ));
     let lan = non_loopback_v4();
     let remote: SocketAddr = SocketAddr::new(lan, gw.port());
     let lo = ip("127.0.0.1");
     let local: SocketAddr = format!("127.0.0.1:{}", gw.port()).parse().unwrap();
     let mut held = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..64 {
         held.push(idle_conn(lan, remote).await);
     }
     wait_for("the per-address cap", SECS5, || async {
@@ -642,7 +666,7 @@ async fn i7_2_http_connections_are_capped_per_remote_address_but_not_for_loopbac
     .await;
     // Loopback is one client machine with many local clients: not held to that cap.
     let mut local_held = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..80 {
         local_held.push(idle_conn(lo, local).await);
     }
     let host = format!("127.0.0.1:{}", gw.port());
@@ -653,6 +677,24 @@ async fn i7_2_http_connections_are_capped_per_remote_address_but_not_for_loopbac
         let mut s = tcp_from(lan, remote).await;
         s.write_all(&get("/healthz", &host)).await.ok()?;
         (read_reply(&mut s, SECS5).await.0 == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn i7_2_per_address_cap_is_configurable() {
+    let token = random_token();
+    let gw = start_with(&format!(
+        "gateway:\n  host: 0.0.0.0\n  maxHttpConnectionsPerAddress: 3\n  auth:\n    token: \"{token}\"\n"
+    ));
+    let lan = non_loopback_v4();
+    let remote: SocketAddr = SocketAddr::new(lan, gw.port());
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(idle_conn(lan, remote).await);
+    }
+    wait_for("the per-address cap", SECS5, || async {
+        refused_busy(lan, remote).await.then_some(())
     })
     .await;
 }
