@@ -221,6 +221,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         chat,
         telegram,
     }));
+    // Handlers first, then the line that tells scripts we are up: a SIGTERM/SIGINT sent right
+    // after it must reach the clean shutdown, not the default action.
+    let signals = tokio::spawn(wait_for_signal(install_signals()));
     banner(&gw, local, token_file.as_deref());
 
     let preauth = Arc::new(crate::preauth::PreauthSlots::default());
@@ -238,7 +241,6 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         gw.config.gateway.max_http_connections_per_address,
     ));
     let mut shutdown_rx = gw.shutdown.subscribe();
-    let signals = tokio::spawn(wait_for_signal());
     tokio::pin!(signals);
     loop {
         tokio::select! {
@@ -478,15 +480,20 @@ fn spawn_periodic(gw: Arc<Gateway>) {
     });
 }
 
-async fn wait_for_signal() {
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// Registers the SIGTERM and SIGINT handlers now (synchronously).
+fn install_signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    let mut int = match signal(SignalKind::interrupt()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+async fn wait_for_signal(signals: Signals) {
+    let Some((mut term, mut int)) = signals else {
+        return std::future::pending().await;
     };
     tokio::select! {
         _ = term.recv() => {},
