@@ -49,17 +49,17 @@ fn nothing_listens_on(port: u16) -> bool {
             return false;
         }
     }
-    // And no listening socket of any address family holds the port. Only the local address
-    // and the LISTEN state (0A) count: other processes' connections to the same port number
-    // (or TIME_WAIT entries) on this shared host are not ours.
-    let local = format!(":{port:04X}");
+    // And no socket of any address family listens on the port (only listeners: a parallel
+    // test's client socket may have it as its ephemeral port).
+    let suffix = format!(":{port:04X}");
     for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let table = std::fs::read_to_string(f).unwrap_or_default();
-        for row in table.lines().skip(1) {
-            let cols: Vec<&str> = row.split_whitespace().collect();
-            if cols.len() > 3 && cols[1].ends_with(&local) && cols[3] == "0A" {
-                return false;
-            }
+        let listening = table.lines().skip(1).any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[1].ends_with(&suffix) && cols[3] == "0A"
+        });
+        if listening {
+            return false;
         }
     }
     true

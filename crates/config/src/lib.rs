@@ -38,12 +38,15 @@ impl AuthMode {
 }
 
 /// Failed-auth throttling: `max_attempts` failures within `window_ms` lock the client
-/// address out for `lockout_ms`.
+/// address out for `lockout_ms`; `global_max_attempts` failures within `window_ms` across
+/// all non-loopback addresses lock out every non-loopback address that has not
+/// authenticated recently, for `lockout_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub max_attempts: u32,
     pub window_ms: u64,
     pub lockout_ms: u64,
+    pub global_max_attempts: u32,
 }
 
 impl Default for RateLimit {
@@ -52,9 +55,16 @@ impl Default for RateLimit {
             max_attempts: 10,
             window_ms: 60_000,
             lockout_ms: 300_000,
+            global_max_attempts: 100,
         }
     }
 }
+
+/// HTTP connections open at once (from accept until the exchange ends or the connection
+/// becomes a WebSocket), in total.
+pub const DEFAULT_MAX_HTTP_CONNECTIONS: usize = 1024;
+/// … and from one non-loopback address (IPv6: one /64) that is not a trusted proxy.
+pub const DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -72,6 +82,10 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// `gateway.maxHttpConnections`.
+    pub max_http_connections: usize,
+    /// `gateway.maxHttpConnectionsPerAddress`.
+    pub max_http_connections_per_address: usize,
 }
 
 /// Which wire API a provider speaks.
@@ -299,6 +313,8 @@ impl Default for Config {
                 },
                 allowed_origins: Vec::new(),
                 trusted_proxies: Vec::new(),
+                max_http_connections: DEFAULT_MAX_HTTP_CONNECTIONS,
+                max_http_connections_per_address: DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS,
             },
             providers: Vec::new(),
             agent: AgentDefaults::default(),
@@ -354,6 +370,50 @@ pub fn is_loopback_ip(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether a host name (no port; IPv6 in brackets or bare) is a loopback literal:
+/// `localhost`, a dotted-quad in 127.0.0.0/8, `::1`, or an IPv4-mapped loopback.
+/// Names that merely start like one (`127.0.0.1.evil.com`) are not.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().to_ascii_lowercase();
+    if h == "localhost" {
+        return true;
+    }
+    let bare = h
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(&h);
+    bare.parse::<IpAddr>().is_ok_and(is_loopback_ip)
+}
+
+/// Splits `host[:port]` (as in a `Host` header or a URL authority without user info) into
+/// the lower-cased host (IPv6 kept in brackets) and the port. `None` when malformed: an
+/// empty host, a port that is not a number, or junk after an IPv6 literal.
+pub fn split_host_port(value: &str) -> Option<(String, Option<u16>)> {
+    let v = value.trim().to_ascii_lowercase();
+    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match v.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (v.clone(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
 /// The commented default written on first run.
 pub const DEFAULT_CONFIG_YAML: &str = r#"# clawgate configuration (YAML). Every key is optional; unknown keys stop start-up.
 # Reference: docs/configuration.md in the clawgate repository.
@@ -371,8 +431,8 @@ gateway:
     # Without a token here, clawgate uses the one in credentials/gateway-token
     # next to this file (generated on first run, readable only by you).
     # token: ${MY_GATEWAY_TOKEN}
-    # Failed logins per client address before a lockout.
-    # rateLimit: { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000 }
+    # Failed logins per client address before a lockout (all of loopback is one address).
+    # rateLimit: { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000, globalMaxAttempts: 100 }
 
   # Browser origins allowed to open the WebSocket, besides the gateway's own
   # http://127.0.0.1:<port> and http://localhost:<port>. Exact matches only.

@@ -93,7 +93,7 @@ pub fn generate_token() -> io::Result<String> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        if crate::secret::strength_bits(&token) >= 256.0 {
+        if crate::secret::assess(&token).is_strong() {
             return Ok(token);
         }
     }

@@ -193,3 +193,54 @@ fn exec_sandbox_key() {
         "config.yaml:3:36: tools.exec.dangerouslyAllowEscapeHatches: expected true or false, found `yes`"
     );
 }
+
+#[test]
+fn loopback_hosts_are_exact_literals() {
+    use crate::{is_loopback_host, split_host_port};
+    for h in [
+        "localhost",
+        "LocalHost",
+        "127.0.0.1",
+        "127.1.2.3",
+        "[::1]",
+        "::1",
+        "[::ffff:127.0.0.1]",
+    ] {
+        assert!(is_loopback_host(h), "{h}");
+    }
+    for h in [
+        "127.0.0.1.evil.com",
+        "127.evil.com",
+        "127.1",
+        "localhost.evil.com",
+        "[::1].x",
+        "0.0.0.0",
+        "10.0.0.1",
+        "",
+    ] {
+        assert!(!is_loopback_host(h), "{h}");
+    }
+    assert_eq!(
+        split_host_port("127.0.0.1:18789"),
+        Some(("127.0.0.1".into(), Some(18789)))
+    );
+    assert_eq!(
+        split_host_port("[::1]:80"),
+        Some(("[::1]".into(), Some(80)))
+    );
+    assert_eq!(
+        split_host_port("Example.COM"),
+        Some(("example.com".into(), None))
+    );
+    for bad in [
+        "127.0.0.1:18789x",
+        "[::1]x",
+        "[::1]:",
+        "127.0.0.1:",
+        ":80",
+        "a:1:2",
+        "h:99999",
+    ] {
+        assert_eq!(split_host_port(bad), None, "{bad}");
+    }
+}

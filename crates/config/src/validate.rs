@@ -347,7 +347,15 @@ pub(crate) fn parse(
 }
 
 fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
-    const KEYS: &[&str] = &["host", "port", "auth", "allowedOrigins", "trustedProxies"];
+    const KEYS: &[&str] = &[
+        "host",
+        "port",
+        "auth",
+        "allowedOrigins",
+        "trustedProxies",
+        "maxHttpConnections",
+        "maxHttpConnectionsPerAddress",
+    ];
     let Some(entries) = ctx.mapping(node, "gateway", KEYS) else {
         return;
     };
@@ -374,6 +382,16 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 }
             }
             "auth" => auth(ctx, v, cfg),
+            "maxHttpConnections" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
+                    cfg.gateway.max_http_connections = n as usize;
+                }
+            }
+            "maxHttpConnectionsPerAddress" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
+                    cfg.gateway.max_http_connections_per_address = n as usize;
+                }
+            }
             "allowedOrigins" => {
                 if let Some(list) = ctx.string_list(v, &key) {
                     for (i, (o, pos)) in list.into_iter().enumerate() {
@@ -458,7 +476,7 @@ fn auth(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
 }
 
 fn rate_limit(ctx: &mut Ctx, node: &Node, rl: &mut RateLimit) {
-    const KEYS: &[&str] = &["maxAttempts", "windowMs", "lockoutMs"];
+    const KEYS: &[&str] = &["maxAttempts", "windowMs", "lockoutMs", "globalMaxAttempts"];
     let Some(entries) = ctx.mapping(node, "gateway.auth.rateLimit", KEYS) else {
         return;
     };
@@ -478,6 +496,11 @@ fn rate_limit(ctx: &mut Ctx, node: &Node, rl: &mut RateLimit) {
             "lockoutMs" => {
                 if let Some(n) = ctx.integer(v, &key, 1, 86_400_000) {
                     rl.lockout_ms = n;
+                }
+            }
+            "globalMaxAttempts" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 100_000_000) {
+                    rl.global_max_attempts = n as u32;
                 }
             }
             _ => {}

@@ -38,9 +38,9 @@ pub fn check(
         (AuthMode::None, _) => "gateway.auth.mode is `none`".to_string(),
         (_, None) => format!("gateway.auth.{} is not set", mode.as_str()),
         (_, Some(s)) if !s.is_strong() => format!(
-            "gateway.auth.{} is too weak for a non-loopback bind (≈{:.0} bits; need 32 random bytes' worth, 256 bits)",
+            "gateway.auth.{} is too weak for a non-loopback bind ({}); use the generated 256-bit token instead",
             mode.as_str(),
-            s.strength_bits()
+            s.strength().reason()
         ),
         _ => return None,
     };
@@ -89,5 +89,10 @@ mod tests {
         let strong =
             Secret::new("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
         assert!(check("0.0.0.0", &addrs("0.0.0.0"), AuthMode::Token, Some(&strong)).is_none());
+        // Long enough by length × alphabet, but a repeat: zxcvbn sees through it.
+        let repeated = Secret::new("password".repeat(8));
+        let msg = check("::", &addrs("::"), AuthMode::Password, Some(&repeated)).unwrap();
+        assert!(msg.contains("gateway.auth.password is too weak"), "{msg}");
+        assert!(msg.contains("256-bit token"), "{msg}");
     }
 }

@@ -10,9 +10,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use futures_util::StreamExt;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, warn};
 
 /// Largest request body any route accepts.
@@ -63,13 +65,16 @@ fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
     resp
 }
 
-/// The host name of a `Host` header value, lower-cased, without the port.
-fn host_name(value: &str) -> String {
-    let v = value.trim().to_ascii_lowercase();
-    if v.starts_with('[') {
-        return v.split_once(']').map(|(h, _)| format!("{h}]")).unwrap_or(v);
+/// Whether a `Host` header value names this gateway: a loopback literal (`localhost`, an
+/// IPv4 address in 127.0.0.0/8, `[::1]`) or a configured name, with an optional numeric
+/// port. Look-alikes such as `127.0.0.1.evil.com` are refused (DNS rebinding).
+pub fn host_allowed(gw: &Gateway, value: &str) -> bool {
+    match clawgate_config::split_host_port(value) {
+        Some((host, _)) => {
+            clawgate_config::is_loopback_host(&host) || gw.allowed_hosts.contains(&host)
+        }
+        None => false,
     }
-    v.split(':').next().unwrap_or("").to_string()
 }
 
 /// Runs before every route: Host allowlist (DNS rebinding), Origin allowlist for upgrades
@@ -79,14 +84,9 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
     let host = req
         .headers()
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(host_name);
-    let host_ok = match &host {
-        Some(h) => gw.allowed_hosts.iter().any(|a| a == h) || h.starts_with("127."),
-        None => false,
-    };
-    if !host_ok {
-        debug!(host = ?host, "request refused: Host not allowed");
+        .and_then(|v| v.to_str().ok());
+    if !host.is_some_and(|h| host_allowed(gw, h)) {
+        debug!(host = ?host.map(sanitize), "request refused: Host not allowed");
         return error(
             StatusCode::MISDIRECTED_REQUEST,
             "host_not_allowed",
@@ -173,8 +173,45 @@ async fn readyz(State(st): State<AppState>, req: Request) -> Response {
 
 /// Largest webhook body accepted (Telegram updates are a few KB).
 const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+/// The whole webhook body must arrive within this, counted from the end of the headers.
+pub const WEBHOOK_BODY_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The webhook gate for Telegram: size cap → secret check → parse → dedupe and store → ack.
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a body up to `cap` bytes; stops (without buffering more) as soon as it passes.
+async fn read_capped(body: Body, cap: usize) -> Result<Vec<u8>, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if out.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up).
+fn too_many_attempts(retry_after_ms: u64) -> Response {
+    let mut resp = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many failed attempts; retry later",
+    );
+    let secs = retry_after_ms.div_ceil(1000).max(1);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The webhook gate for Telegram: throttle → secret header → body (capped, under a
+/// deadline) → parse → dedupe and store → ack. The secret travels in a header, so it is
+/// checked before a byte of the body is read; failures feed the same limiter as logins.
 /// Telegram signs nothing and sends no timestamp, so the secret header is the check and
 /// `update_id` dedupe stands in for a replay window.
 async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response {
@@ -188,36 +225,72 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
             "use POST",
         );
     }
-    let presented = req
-        .headers()
-        .get(clawgate_channels::telegram::SECRET_HEADER)
-        .map(|v| v.as_bytes().to_vec());
-    let body = match axum::body::to_bytes(req.into_body(), MAX_WEBHOOK_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "webhook body too large",
-            )
-        }
+    let Some(PeerAddr(addr)) = req.extensions().get::<PeerAddr>().copied() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "peer address unknown",
+        );
     };
+    let client_ip = Peer::from_parts(&st.gw, addr, req.headers()).client_ip;
+    if let Err(retry) = st.gw.limiter.check(client_ip) {
+        return too_many_attempts(retry);
+    }
     let secret = tg
         .cfg
         .webhook_secret
         .as_ref()
         .map(|s| s.expose())
         .unwrap_or("");
-    if secret.is_empty()
-        || !clawgate_channels::telegram::verify_secret(secret, presented.as_deref())
-    {
-        warn!("telegram webhook: missing or wrong secret token");
+    let presented = req
+        .headers()
+        .get(clawgate_channels::telegram::SECRET_HEADER)
+        .map(|v| v.as_bytes());
+    if secret.is_empty() || !clawgate_channels::telegram::verify_secret(secret, presented) {
+        // One line per lockout, not per attempt: a flood of bad secrets must not flood the log.
+        match st.gw.limiter.record_failure(client_ip) {
+            Some(ms) => warn!(
+                client = %client_ip,
+                "telegram webhook: repeated missing or wrong secret token; client locked out for {ms} ms"
+            ),
+            None => debug!(client = %client_ip, "telegram webhook: missing or wrong secret token"),
+        }
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong X-Telegram-Bot-Api-Secret-Token",
         );
     }
+    st.gw.limiter.record_success(client_ip);
+    let body = match tokio::time::timeout(
+        WEBHOOK_BODY_DEADLINE,
+        read_capped(req.into_body(), MAX_WEBHOOK_BODY),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "webhook body too large",
+            )
+        }
+        Ok(Err(BodyError::Broken)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "webhook body could not be read",
+            )
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "webhook body not received in time",
+            )
+        }
+    };
     let update: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod channels;
 pub mod chat;
+pub mod connlimit;
 pub mod conns;
 pub mod devices;
 pub mod exposure;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
@@ -221,6 +221,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         chat,
         telegram,
     }));
+    // Handlers first, then the line that tells scripts we are up: a SIGTERM/SIGINT sent right
+    // after it must reach the clean shutdown, not the default action.
+    let signals = tokio::spawn(wait_for_signal(install_signals()));
     banner(&gw, local, token_file.as_deref());
 
     let preauth = Arc::new(crate::preauth::PreauthSlots::default());
@@ -233,8 +236,11 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         crate::channels::telegram::spawn(&gw, tg.clone());
     }
 
+    let http_conns = Arc::new(crate::connlimit::HttpConns::new(
+        gw.config.gateway.max_http_connections,
+        gw.config.gateway.max_http_connections_per_address,
+    ));
     let mut shutdown_rx = gw.shutdown.subscribe();
-    let signals = tokio::spawn(wait_for_signal());
     tokio::pin!(signals);
     loop {
         tokio::select! {
@@ -247,16 +253,26 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         continue;
                     }
                 };
+                let slot = match http_conns.try_acquire(peer_class(&gw, addr)) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        // Refused before reading a byte: say so without waiting, then close.
+                        debug!(peer = %addr, ?why, "connection refused: too many open HTTP connections");
+                        let _ = stream.try_write(crate::connlimit::BUSY_RESPONSE);
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(PeerAddr(addr));
                         app.clone().oneshot(req.map(axum::body::Body::new))
                     });
                     let _ = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
@@ -269,6 +285,23 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     }
     shutdown(&gw).await;
     Ok(())
+}
+
+/// Time to send a request head (and to start the next one on a kept-alive connection):
+/// a slowloris on headers is cut off here.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the accept loop's connection caps see a peer.
+fn peer_class(gw: &Gateway, addr: SocketAddr) -> crate::connlimit::PeerClass {
+    use crate::connlimit::PeerClass;
+    let ip = crate::ratelimit::canonical_ip(addr.ip());
+    if clawgate_config::is_loopback_ip(ip) {
+        PeerClass::Loopback
+    } else if gw.is_trusted_proxy(ip) {
+        PeerClass::TrustedProxy
+    } else {
+        PeerClass::Remote(crate::ratelimit::bucket(ip))
+    }
 }
 
 /// The agent runtime: the SQLite store, the providers, the tools and the workspace.
@@ -458,15 +491,20 @@ fn spawn_periodic(gw: Arc<Gateway>) {
     });
 }
 
-async fn wait_for_signal() {
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// Registers the SIGTERM and SIGINT handlers now (synchronously).
+fn install_signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    let mut int = match signal(SignalKind::interrupt()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+async fn wait_for_signal(signals: Signals) {
+    let Some((mut term, mut int)) = signals else {
+        return std::future::pending().await;
     };
     tokio::select! {
         _ = term.recv() => {},

@@ -33,15 +33,16 @@ pub fn agents_list(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     })
 }
 
+/// Whether a provider URL points at this machine: its host is a loopback literal
+/// (`localhost`, 127.0.0.0/8, `[::1]`), not merely a name that starts like one.
 fn is_local_url(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
-    host == "localhost" || host.starts_with("127.") || host == "[" || url.contains("://[::1]")
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    clawgate_config::split_host_port(authority)
+        .is_some_and(|(host, _)| clawgate_config::is_loopback_host(&host))
 }
 
 pub fn model_entries(gw: &Gateway) -> Vec<Value> {
@@ -133,4 +134,29 @@ pub fn update_status(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
 
 pub fn node_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move { Ok(json!({"ts": now_ms(), "nodes": []})) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_urls_are_exact_loopback_literals() {
+        for u in [
+            "http://127.0.0.1:11434/v1",
+            "http://localhost/v1",
+            "http://[::1]:8080/v1",
+            "http://user:pw@127.0.0.2/v1",
+        ] {
+            assert!(super::is_local_url(u), "{u}");
+        }
+        for u in [
+            "http://127.0.0.1.evil.com/v1",
+            "http://127.evil.com:8080/v1",
+            "https://api.openai.com/v1",
+            "http://[::1].evil.com/v1",
+            "http://evil.com/?x=127.0.0.1",
+            "http://evil.com/#[::1]",
+        ] {
+            assert!(!super::is_local_url(u), "{u}");
+        }
+    }
 }
