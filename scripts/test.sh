@@ -11,6 +11,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The Telegram webhook tests put Debian's nginx in front of the gateway.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# The per-address connection-cap tests run in a private network namespace (unshare + ip).
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

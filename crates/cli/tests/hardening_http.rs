@@ -619,40 +619,52 @@ async fn i7_2_http_connections_are_capped_in_total() {
     .await;
 }
 
-/// A non-loopback address of this machine (the peer address the gateway sees when we
-/// connect to it), from the interface list.
-fn non_loopback_v4() -> IpAddr {
-    // SAFETY: getifaddrs/freeifaddrs on a list we own; we only read the entries.
-    unsafe {
-        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-        assert_eq!(libc::getifaddrs(&mut list), 0, "getifaddrs");
-        let mut cur = list;
-        let mut found = None;
-        while !cur.is_null() {
-            let a = (*cur).ifa_addr;
-            if !a.is_null() && i32::from((*a).sa_family) == libc::AF_INET {
-                let sin = &*(a as *const libc::sockaddr_in);
-                let v4 = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                if !v4.is_loopback() && !v4.is_unspecified() {
-                    found = Some(IpAddr::V4(v4));
-                    break;
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(list);
-        found.expect("this test needs a non-loopback IPv4 interface address")
+/// The "remote" peer of the per-address tests: an address that exists only on `lo` of a
+/// private network namespace (see [`in_netns`]), so no traffic can leave the machine.
+const REMOTE_V4: &str = "198.18.0.2";
+
+/// Runs test `name` of this binary again inside a fresh network namespace (`unshare -rn`)
+/// whose `lo` is up and also carries [`REMOTE_V4`]. Returns true in that inner run (the
+/// caller then runs its body); in the outer run it waits for the inner one and asserts that
+/// it passed, then returns false.
+fn in_netns(name: &str) -> bool {
+    if std::env::var_os("CLAWGATE_TEST_IN_NETNS").is_some() {
+        return true;
     }
+    let exe = std::env::current_exe().expect("test binary");
+    let script = format!(
+        "ip link set lo up && ip addr add {REMOTE_V4}/32 dev lo && exec \"$0\" --exact \"$1\" --nocapture"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", &script])
+        .arg(&exe)
+        .arg(name)
+        .env("CLAWGATE_TEST_IN_NETNS", "1")
+        .output()
+        .expect("unshare (util-linux) and ip (iproute2) are needed for this test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name} in a network namespace failed:\n{text}"
+    );
+    false
 }
 
 #[tokio::test]
 async fn i7_2_http_connections_are_capped_per_remote_address_but_not_for_loopback() {
+    if !in_netns("i7_2_http_connections_are_capped_per_remote_address_but_not_for_loopback") {
+        return;
+    }
     let token = random_token();
     // Default cap: 64 open HTTP connections per non-loopback address.
     let gw = start_with(&format!(
         "gateway:\n  host: 0.0.0.0\n  auth:\n    token: \"{token}\"\n"
     ));
-    let lan = non_loopback_v4();
+    let lan = ip(REMOTE_V4);
     let remote: SocketAddr = SocketAddr::new(lan, gw.port());
     let lo = ip("127.0.0.1");
     let local: SocketAddr = format!("127.0.0.1:{}", gw.port()).parse().unwrap();
@@ -683,11 +695,14 @@ async fn i7_2_http_connections_are_capped_per_remote_address_but_not_for_loopbac
 
 #[tokio::test]
 async fn i7_2_per_address_cap_is_configurable() {
+    if !in_netns("i7_2_per_address_cap_is_configurable") {
+        return;
+    }
     let token = random_token();
     let gw = start_with(&format!(
         "gateway:\n  host: 0.0.0.0\n  maxHttpConnectionsPerAddress: 3\n  auth:\n    token: \"{token}\"\n"
     ));
-    let lan = non_loopback_v4();
+    let lan = ip(REMOTE_V4);
     let remote: SocketAddr = SocketAddr::new(lan, gw.port());
     let mut held = Vec::new();
     for _ in 0..3 {
