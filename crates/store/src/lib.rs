@@ -20,6 +20,8 @@ use rusqlite::{Connection, Row};
 use serde::Serialize;
 
 mod channels;
+mod handle;
+mod prune;
 mod runs;
 mod schema;
 mod sessions;
@@ -27,6 +29,8 @@ mod sessions;
 mod tests;
 
 pub use channels::{InboundRow, NewInbound, NewOutbox, OutboxRow, PairingOutcome, PairingRequest};
+pub use handle::{StoreHandle, DEFAULT_QUEUE};
+pub use prune::{PruneCounts, Retention};
 pub use runs::INTERRUPTED_ERROR;
 
 /// Everything that can go wrong talking to the store.
@@ -48,6 +52,9 @@ pub enum StoreError {
     /// that keeps colliding).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The store thread is gone or a call on it panicked.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One chat session, addressed by its canonical key (e.g. `agent:main:main`).
