@@ -43,6 +43,28 @@ pub fn system_prompt(
     out
 }
 
+/// [`system_prompt`] off the async workers: the prompt files are read on the blocking pool,
+/// so a slow disk (or network filesystem) never stalls other connections.
+pub async fn load_system_prompt(
+    workspace: &Path,
+    max_chars_per_file: usize,
+    session_key: &str,
+    model: &str,
+) -> String {
+    let (ws, key, m) = (
+        workspace.to_path_buf(),
+        session_key.to_string(),
+        model.to_string(),
+    );
+    match tokio::task::spawn_blocking(move || system_prompt(&ws, max_chars_per_file, &key, &m))
+        .await
+    {
+        Ok(s) => s,
+        // The blocking pool is gone (runtime shutting down): the prompt without the files.
+        Err(_) => format!("{BASE_PROMPT}\n\nRuntime: session={session_key} | model={model}"),
+    }
+}
+
 fn read_capped(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;

@@ -188,7 +188,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             redactor.add(k.expose());
         }
     }
-    logging::init(Some(&log_path), &redactor)
+    logging::init(Some(&log_path), &redactor, &config.logging)
         .map_err(|e| StartError::config(format!("{}: {e}", log_path.display())))?;
     if created {
         info!(path = %config.path.display(), "wrote a default config file");
@@ -229,6 +229,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         preauth,
     });
     spawn_periodic(gw.clone());
+    crate::chat::prune::spawn(gw.clone());
     if let Some(tg) = &gw.telegram {
         crate::channels::telegram::spawn(&gw, tg.clone());
     }
@@ -309,8 +310,10 @@ fn build_chat(
     if config.agent.model.is_none() {
         warn!("no model configured (agents.defaults.model): chats will answer with setup instructions");
     }
+    let store = clawgate_store::StoreHandle::spawn(store, clawgate_store::DEFAULT_QUEUE)
+        .map_err(|e| StartError::config(format!("cannot start the store thread: {e}")))?;
     Ok(crate::chat::ChatRuntime::new(
-        Arc::new(store),
+        store,
         providers,
         Arc::new(tools),
         workspace,
