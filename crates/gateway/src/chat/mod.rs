@@ -134,7 +134,8 @@ impl ChatRuntime {
         }
     }
 
-    /// (running, accepted but not started, finished summaries kept for `agent.wait`).
+    /// (running, accepted but not started, waiters: runs whose end `agent.wait` can still
+    /// await or read, bounded by the finished runs kept).
     pub fn run_counts(&self) -> (usize, usize, usize) {
         let running = self
             .cfg

@@ -20,7 +20,7 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             "processMemory": {"rssBytes": rss_bytes()},
             "agentRuns": {
                 "running": running, "waiting": waiting, "maxConcurrent": gw.chat.cfg.max_concurrent,
-                "summariesKept": kept,
+                "waiters": kept,
             },
         }))
     })
