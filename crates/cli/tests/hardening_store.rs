@@ -181,8 +181,11 @@ async fn i7_2_max_concurrent_one_runs_sessions_one_after_another() {
     send(&mut ws, "second", "run-b").await;
     // While run-a streams, run-b has not reached the model and waits for a slot.
     let early = events_until(&mut ws, |ev| {
-        ev.iter()
-            .any(|e| e["event"] == "chat" && e["payload"]["runId"] == "run-a" && e["payload"]["state"] == "delta")
+        ev.iter().any(|e| {
+            e["event"] == "chat"
+                && e["payload"]["runId"] == "run-a"
+                && e["payload"]["state"] == "delta"
+        })
     })
     .await;
     assert_eq!(llm.request_count(), 1, "run-b must not reach the model yet");
@@ -195,13 +198,18 @@ async fn i7_2_max_concurrent_one_runs_sessions_one_after_another() {
     let rest = events_until(&mut ws, |ev| ev.iter().any(|e| is_terminal(e, "run-b"))).await;
     let all: Vec<Value> = early.into_iter().chain(rest).collect();
     let a_end = all.iter().position(|e| is_terminal(e, "run-a")).unwrap();
-    let b_start = all.iter().position(|e| lifecycle_start(e, "run-b")).unwrap();
+    let b_start = all
+        .iter()
+        .position(|e| lifecycle_start(e, "run-b"))
+        .unwrap();
     assert!(
         b_start > a_end,
         "run-b started (event {b_start}) before run-a ended (event {a_end})"
     );
     assert_eq!(all[a_end]["payload"]["state"], "final");
-    assert!(all.iter().any(|e| is_terminal(e, "run-b") && e["payload"]["state"] == "final"));
+    assert!(all
+        .iter()
+        .any(|e| is_terminal(e, "run-b") && e["payload"]["state"] == "final"));
     assert_eq!(llm.request_count(), 2);
 }
 
@@ -233,9 +241,7 @@ async fn i7_2_waiting_runs_are_bounded_with_a_clear_error() {
     );
     assert_eq!(res["error"]["code"], "UNAVAILABLE", "{res}");
     // Aborting a waiting run frees its place.
-    let ab = ws
-        .call("chat.abort", json!({"sessionKey": "s2"}))
-        .await;
+    let ab = ws.call("chat.abort", json!({"sessionKey": "s2"})).await;
     assert_eq!(ab["payload"]["runIds"], json!(["w2"]), "{ab}");
     send(&mut ws, "s4", "w5").await;
 }
@@ -260,10 +266,17 @@ async fn i7_2_runs_aborted_before_start_release_their_waiters() {
     let st = ws.call("status", json!({})).await;
     assert_eq!(st["payload"]["agentRuns"]["waiting"], 5, "{st}");
     let ab = ws.call("chat.abort", json!({"sessionKey": "q"})).await;
-    assert_eq!(ab["payload"]["runIds"].as_array().map(Vec::len), Some(6), "{ab}");
+    assert_eq!(
+        ab["payload"]["runIds"].as_array().map(Vec::len),
+        Some(6),
+        "{ab}"
+    );
     let t0 = Instant::now();
     let w = ws
-        .call("agent.wait", json!({"runId": "q-queued-1", "timeoutMs": 10_000}))
+        .call(
+            "agent.wait",
+            json!({"runId": "q-queued-1", "timeoutMs": 10_000}),
+        )
         .await;
     assert!(t0.elapsed() < Duration::from_secs(2), "agent.wait hung");
     assert_eq!(w["payload"]["status"], "timeout", "{w}");
@@ -286,7 +299,8 @@ async fn i7_2_retention_prunes_finished_rows_and_keeps_pending_ones() {
         tg.token(),
         tg.api_root()
     );
-    let retention = "store:\n  retention:\n    inboundDays: 0\n    outboxDays: 0\n    idempotencyHours: 0\n";
+    let retention =
+        "store:\n  retention:\n    inboundDays: 0\n    outboxDays: 0\n    idempotencyHours: 0\n";
     let gw = start(
         llm_config(&llm, "", &format!("{telegram}{retention}")),
         &[("CLAWGATE_PRUNE_INTERVAL_MS", "200")],
@@ -319,22 +333,35 @@ async fn i7_2_retention_prunes_finished_rows_and_keeps_pending_ones() {
 
     let db = read_only(&state_db(&gw));
     wait_for("the finished rows to be pruned", T, || {
-        let done = count(&db, "SELECT count(*) FROM channel_inbound WHERE status <> 'pending'")
-            + count(&db, "SELECT count(*) FROM channel_outbox WHERE status IN ('sent', 'failed')")
-            + count(&db, "SELECT count(*) FROM idempotency WHERE key = 'k-done'");
+        let done = count(
+            &db,
+            "SELECT count(*) FROM channel_inbound WHERE status <> 'pending'",
+        ) + count(
+            &db,
+            "SELECT count(*) FROM channel_outbox WHERE status IN ('sent', 'failed')",
+        ) + count(&db, "SELECT count(*) FROM idempotency WHERE key = 'k-done'");
         async move { (done == 0).then_some(()) }
     })
     .await;
     assert_eq!(
-        count(&db, "SELECT count(*) FROM channel_inbound WHERE status = 'pending'"),
+        count(
+            &db,
+            "SELECT count(*) FROM channel_inbound WHERE status = 'pending'"
+        ),
         1
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM channel_outbox WHERE status IN ('pending', 'sending')"),
+        count(
+            &db,
+            "SELECT count(*) FROM channel_outbox WHERE status IN ('pending', 'sending')"
+        ),
         1
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM idempotency WHERE key = 'k-running'"),
+        count(
+            &db,
+            "SELECT count(*) FROM idempotency WHERE key = 'k-running'"
+        ),
         1
     );
     // A retry of the running run's key still finds it instead of starting a second run.
@@ -373,15 +400,27 @@ async fn i7_2_log_file_rotates_by_size_while_running() {
         }
     })
     .await;
-    assert!(!numbered(3).exists(), "more old files than logging.maxFiles");
+    assert!(
+        !numbered(3).exists(),
+        "more old files than logging.maxFiles"
+    );
     use std::os::unix::fs::PermissionsExt;
     for p in [log.clone(), numbered(1), numbered(2)] {
         let meta = std::fs::metadata(&p).unwrap();
-        assert!(meta.len() <= 4096, "{} is {} bytes", p.display(), meta.len());
+        assert!(
+            meta.len() <= 4096,
+            "{} is {} bytes",
+            p.display(),
+            meta.len()
+        );
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", p.display());
     }
     let text = std::fs::read_to_string(numbered(1)).unwrap();
-    assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "whole lines only");
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "whole lines only"
+    );
 }
 
 /// A SIGKILL while `sendMessage` is in flight: Telegram may or may not have the message (it
@@ -409,10 +448,18 @@ async fn i7_10_send_interrupted_by_sigkill_is_retried_at_restart() {
     let t0 = Instant::now();
     let gw = GatewayProcess::start_in(bin(), home, Options::default());
     let sent = tg.wait_for_sent(1, Duration::from_secs(15)).await;
-    assert_eq!(sent.len(), 1, "the interrupted chunk was not sent again in time");
+    assert_eq!(
+        sent.len(),
+        1,
+        "the interrupted chunk was not sent again in time"
+    );
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert_eq!(sent[0].text, "Hello from the fake LLM!");
-    assert_eq!(tg.call_count("sendMessage"), 2, "one interrupted call, one resend");
+    assert_eq!(
+        tg.call_count("sendMessage"),
+        2,
+        "one interrupted call, one resend"
+    );
     wait_for("the warning about a possible duplicate", T, || {
         let s = gw.stderr_text();
         async move { s.contains("may see them twice").then_some(()) }
@@ -421,9 +468,58 @@ async fn i7_10_send_interrupted_by_sigkill_is_retried_at_restart() {
     // Delivered and recorded: never sent a third time.
     let db = read_only(&state_db(&gw));
     wait_for("the chunk to be recorded as sent", T, || {
-        let n = count(&db, "SELECT count(*) FROM channel_outbox WHERE status = 'sent'");
+        let n = count(
+            &db,
+            "SELECT count(*) FROM channel_outbox WHERE status = 'sent'",
+        );
         async move { (n == 1).then_some(()) }
     })
     .await;
     assert_eq!(llm.request_count(), 1, "the reply was not generated twice");
+}
+
+/// A chunk Telegram accepted while the state database could not record it (another process
+/// held the write lock) used to stay `sending` until its lease ran out and then went out a
+/// second time, without any crash. Recording the delivery is now retried.
+#[tokio::test]
+async fn i7_10_a_delivery_that_cannot_be_recorded_at_once_is_not_sent_twice() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let telegram = format!(
+        "channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n    allowFrom: [\"42\"]\n",
+        tg.token(),
+        tg.api_root()
+    );
+    let gw = start(llm_config(&llm, "", &telegram), &[]);
+    tg.fail_next("sendMessage", Fault::Stall(Duration::from_millis(1500)));
+    tg.inject_private_text(42, "hello");
+    wait_for("sendMessage in flight", T, || {
+        let n = tg.call_count("sendMessage");
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    // The chunk is claimed (committed before the HTTP call); now lock the database until the
+    // gateway reports that it could not record the delivery.
+    let locker = rusqlite::Connection::open(state_db(&gw)).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    wait_for("the gateway to fail recording the delivery", T, || {
+        let s = gw.stderr_text();
+        async move {
+            s.contains("cannot record a delivered chunk yet")
+                .then_some(())
+        }
+    })
+    .await;
+    locker.execute_batch("ROLLBACK").unwrap();
+    let db = read_only(&state_db(&gw));
+    wait_for("the delivery to be recorded", T, || {
+        let n = count(
+            &db,
+            "SELECT count(*) FROM channel_outbox WHERE status = 'sent'",
+        );
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(tg.sent_messages().len(), 1);
+    assert_eq!(tg.call_count("sendMessage"), 1, "sent once");
 }

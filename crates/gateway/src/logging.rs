@@ -11,7 +11,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-
 /// Secret values that must never reach a log sink.
 #[derive(Clone, Default)]
 pub struct Redactor(Arc<RwLock<Vec<String>>>);
@@ -141,7 +140,11 @@ impl Write for FileGuard {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).file.flush()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .flush()
     }
 }
 

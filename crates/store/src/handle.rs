@@ -93,7 +93,10 @@ mod tests {
         assert_ne!(tid, caller);
         assert_eq!(row.key, "agent:main:main");
         let err = h
-            .call(|s| s.get_run("nope").and_then(|r| r.ok_or(StoreError::NotFound("x".into()))))
+            .call(|s| {
+                s.get_run("nope")
+                    .and_then(|r| r.ok_or(StoreError::NotFound("x".into())))
+            })
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound(_)));
@@ -129,7 +132,10 @@ mod tests {
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while started_rx.try_recv().is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "the job never started");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the job never started"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         // One call fits in the queue; the next one has to wait for room.

@@ -128,13 +128,17 @@ mod tests {
         s.claim_outbox(o_sending, 5000).unwrap();
 
         // An old key whose run still runs must survive: a retry must not start a second run.
-        s.insert_run("r-running", "agent:main:main", "sid", 10).unwrap();
+        s.insert_run("r-running", "agent:main:main", "sid", 10)
+            .unwrap();
         s.claim_idempotency("k-running", "chat.send", "r-running", 10)
             .unwrap();
-        s.insert_run("r-done", "agent:main:main", "sid", 10).unwrap();
+        s.insert_run("r-done", "agent:main:main", "sid", 10)
+            .unwrap();
         s.finish_run("r-done", "ok", None, None, 20, None).unwrap();
-        s.claim_idempotency("k-done", "chat.send", "r-done", 10).unwrap();
-        s.claim_idempotency("k-new", "chat.send", "r-new", 990).unwrap();
+        s.claim_idempotency("k-done", "chat.send", "r-done", 10)
+            .unwrap();
+        s.claim_idempotency("k-new", "chat.send", "r-new", 990)
+            .unwrap();
 
         let n = s.prune_batch(&R, 1000, 100).unwrap();
         assert_eq!(

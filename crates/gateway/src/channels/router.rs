@@ -61,8 +61,11 @@ async fn reply(gw: &Gateway, port: &dyn Port, row: &InboundRow, msg: &InboundMes
     let reply_to = (msg.chat_type == ChatType::Group).then(|| msg.message_id.clone());
     let chunks = chunks_for(port, row, text);
     let channel = port.name();
-    let (account, chat_id, thread_id) =
-        (msg.account.clone(), msg.chat_id.clone(), msg.thread_id.clone());
+    let (account, chat_id, thread_id) = (
+        msg.account.clone(),
+        msg.chat_id.clone(),
+        msg.thread_id.clone(),
+    );
     let inbound_id = row.id;
     let queued = gw
         .chat
@@ -182,7 +185,11 @@ async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &I
         }
         // Left pending: the next pass tries again.
         Err(e) => {
-            warn!(channel = port.name(), inbound = id, "state database error: {e}");
+            warn!(
+                channel = port.name(),
+                inbound = id,
+                "state database error: {e}"
+            );
             return;
         }
     };
@@ -308,12 +315,18 @@ async fn record_sent(gw: &Gateway, id: i64, mid: Option<String>, lease_until: i6
         {
             Ok(()) => return,
             Err(e) if now_ms() + (delay.as_millis() as i64) < lease_until - 1000 => {
-                warn!(outbox = id, "cannot record a delivered chunk yet (retrying): {e}");
+                warn!(
+                    outbox = id,
+                    "cannot record a delivered chunk yet (retrying): {e}"
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                warn!(outbox = id, "cannot record a delivered chunk; it may be sent again: {e}");
+                warn!(
+                    outbox = id,
+                    "cannot record a delivered chunk; it may be sent again: {e}"
+                );
                 return;
             }
         }

@@ -296,9 +296,14 @@ pub async fn execute(
     let session = rt
         .store
         .call(move |store| {
-            if let Err(e) =
-                store.finish_run(&rid, status, Some(&stop), err.as_deref(), ended, Some(&result))
-            {
+            if let Err(e) = store.finish_run(
+                &rid,
+                status,
+                Some(&stop),
+                err.as_deref(),
+                ended,
+                Some(&result),
+            ) {
                 warn!(run = %rid, "cannot record the end of a run: {e}");
             }
             let _ = store.add_usage(&key, inp, out, ended);

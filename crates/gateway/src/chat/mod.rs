@@ -157,7 +157,9 @@ impl ChatRuntime {
         let max = self.max_waiting;
         if self
             .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .is_err()
         {
             return Err(format!(

@@ -45,14 +45,14 @@ async fn existing_status(ctx: &Ctx, run_id: &str) -> Value {
 
 /// Stores the user message and queues the run. `Err` for bad input or storage failures.
 async fn start_run(ctx: &Ctx, key: &str, run_id: &str, text: &str) -> Result<(), ErrorShape> {
-    crate::chat::start_turn(&ctx.gw, key, run_id, text, Some(ctx.session.conn_id)).await.map_err(|e| {
-        match e {
+    crate::chat::start_turn(&ctx.gw, key, run_id, text, Some(ctx.session.conn_id))
+        .await
+        .map_err(|e| match e {
             crate::chat::TurnError::Store(m) => {
                 ErrorShape::unavailable(format!("state database error: {m}"))
             }
             crate::chat::TurnError::Busy(m) => ErrorShape::unavailable(m),
-        }
-    })
+        })
 }
 
 /// Chat commands handled by the gateway itself (`/new`, `/reset`, `/stop`, `/model x`).
@@ -174,7 +174,13 @@ pub fn history(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let (rows, total, session) = gw
             .chat
             .store
-            .call(move |s| Ok((s.history(&k, limit)?, s.count_entries(&k)?, s.get_session(&k)?)))
+            .call(move |s| {
+                Ok((
+                    s.history(&k, limit)?,
+                    s.count_entries(&k)?,
+                    s.get_session(&k)?,
+                ))
+            })
             .await
             .map_err(store_err)?;
         let mut messages: Vec<Value> = rows.iter().map(transcript::wire).collect();
