@@ -41,11 +41,13 @@ pub async fn sweep(gw: &Gateway) -> Result<PruneCounts, clawgate_store::StoreErr
     }
 }
 
-/// Sweeps once at start-up, then every interval, until the gateway stops.
+/// Sweeps shortly after start-up (so restarts alone still prune, without competing with the
+/// start-up work), then every interval, until the gateway stops.
 pub fn spawn(gw: Arc<Gateway>) {
     tokio::spawn(async move {
         let period = Duration::from_millis(gw.timings.prune_interval_ms);
-        let mut iv = tokio::time::interval(period);
+        let first = tokio::time::Instant::now() + period.min(Duration::from_secs(30));
+        let mut iv = tokio::time::interval_at(first, period);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
