@@ -240,6 +240,17 @@ async fn i7_2_waiting_runs_are_bounded_with_a_clear_error() {
         "unclear error: {res}"
     );
     assert_eq!(res["error"]["code"], "UNAVAILABLE", "{res}");
+    // A refused run leaves nothing behind: no transcript entry, no run record, no claimed key;
+    // and a retry of a key that did start still gets its run while the gateway is busy.
+    let hist = ws.call("chat.history", json!({"sessionKey": "s4"})).await;
+    assert_eq!(hist["payload"]["totalMessages"], 0, "{hist}");
+    let again = ws
+        .call(
+            "chat.send",
+            json!({"sessionKey": "s2", "message": "retry", "idempotencyKey": "w2"}),
+        )
+        .await;
+    assert_eq!(again["payload"]["status"], "in_flight", "{again}");
     // Aborting a waiting run frees its place.
     let ab = ws.call("chat.abort", json!({"sessionKey": "s2"})).await;
     assert_eq!(ab["payload"]["runIds"], json!(["w2"]), "{ab}");

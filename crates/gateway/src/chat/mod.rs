@@ -105,6 +105,22 @@ pub enum Submitted {
     Queued,
 }
 
+/// A place among the runs waiting to start; see [`ChatRuntime::reserve`].
+pub struct Reservation<'a> {
+    rt: &'a ChatRuntime,
+    used: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.rt
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
 impl ChatRuntime {
     pub fn new(
         store: StoreHandle,
@@ -151,9 +167,18 @@ impl ChatRuntime {
         self.cfg.model.as_deref()
     }
 
-    /// Queues or starts a run in its session's lane.
-    pub fn submit(&self, gw: &Arc<Gateway>, req: RunRequest) -> Result<Submitted, String> {
+    /// Reserves a place among the runs waiting to start (checked before anything is stored,
+    /// so a refused run leaves no trace). Dropping the reservation unused gives it back.
+    pub fn reserve(&self, session_key: &str) -> Result<Reservation<'_>, String> {
         use std::sync::atomic::Ordering;
+        if lock(&self.lanes)
+            .get(session_key)
+            .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_SESSION)
+        {
+            return Err(format!(
+                "this session already has {MAX_QUEUED_PER_SESSION} messages waiting; wait for the current run or abort it"
+            ));
+        }
         let max = self.max_waiting;
         if self
             .waiting
@@ -168,6 +193,21 @@ impl ChatRuntime {
                 self.cfg.max_concurrent
             ));
         }
+        Ok(Reservation {
+            rt: self,
+            used: false,
+        })
+    }
+
+    /// Queues or starts a run in its session's lane, using a reservation from [`reserve`].
+    pub fn submit(
+        &self,
+        gw: &Arc<Gateway>,
+        mut slot: Reservation<'_>,
+        req: RunRequest,
+    ) -> Result<Submitted, String> {
+        use std::sync::atomic::Ordering;
+        slot.used = true;
         let (tx, _) = watch::channel(None);
         lock(&self.done).insert(req.run_id.clone(), tx);
         let mut lanes = lock(&self.lanes);
@@ -396,14 +436,55 @@ pub async fn start_turn(
     text: &str,
     initiator: Option<u64>,
 ) -> Result<(), TurnError> {
+    start_claimed_turn(gw, key, run_id, text, initiator, None)
+        .await
+        .map(|_| ())
+}
+
+/// [`start_turn`] that first claims `run_id` as the idempotency key of `method` (when given),
+/// in the same store round trip. A key already claimed starts nothing and returns
+/// [`Claim::Existing`](clawgate_store::Claim::Existing).
+pub async fn start_claimed_turn(
+    gw: &Arc<Gateway>,
+    key: &str,
+    run_id: &str,
+    text: &str,
+    initiator: Option<u64>,
+    method: Option<&'static str>,
+) -> Result<clawgate_store::Claim, TurnError> {
     use crate::chat::events::{session_message, sessions_changed};
+    use clawgate_store::Claim;
+    let slot = match gw.chat.reserve(key) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            // A retry of a key already claimed still gets its run, even when busy.
+            if let Some(m) = method {
+                let rid = run_id.to_string();
+                let existing = gw
+                    .chat
+                    .store
+                    .call(move |s| s.idempotency_run(m, &rid))
+                    .await
+                    .map_err(|e| TurnError::Store(e.to_string()))?;
+                if let Some(run_id) = existing {
+                    return Ok(Claim::Existing { run_id });
+                }
+            }
+            return Err(TurnError::Busy(busy));
+        }
+    };
     let now = now_ms();
     let content = transcript::user_message(text, now);
     let (k, rid) = (key.to_string(), run_id.to_string());
-    let (session, row) = gw
+    let started = gw
         .chat
         .store
         .call(move |store| {
+            if let Some(m) = method {
+                if let Claim::Existing { run_id } = store.claim_idempotency(&rid, m, &rid, now)? {
+                    return Ok(Err(run_id));
+                }
+            }
             let session = store.ensure_session(&k, crate::keys::agent_of(&k), now)?;
             let user_key = format!("{rid}:user");
             let row = store.append_entry(&clawgate_store::NewEntry {
@@ -417,10 +498,14 @@ pub async fn start_turn(
                 ts: now,
             })?;
             store.insert_run(&rid, &k, &session.session_id, now)?;
-            Ok((session, row))
+            Ok(Ok((session, row)))
         })
         .await
         .map_err(|e| TurnError::Store(e.to_string()))?;
+    let (session, row) = match started {
+        Ok(x) => x,
+        Err(run_id) => return Ok(Claim::Existing { run_id }),
+    };
     session_message(gw, key, &transcript::wire(&row), &row.id, row.seq);
     sessions_changed(
         gw,
@@ -428,19 +513,35 @@ pub async fn start_turn(
         "send",
         Some(crate::methods::sessions::row_json(gw, &session)),
     );
-    gw.chat
-        .submit(
-            gw,
-            RunRequest {
-                run_id: run_id.to_string(),
-                session_key: key.to_string(),
-                session_id: session.session_id,
-                user_text: text.to_string(),
-                initiator,
-            },
-        )
-        .map_err(TurnError::Busy)?;
-    Ok(())
+    let submitted = gw.chat.submit(
+        gw,
+        slot,
+        RunRequest {
+            run_id: run_id.to_string(),
+            session_key: key.to_string(),
+            session_id: session.session_id,
+            user_text: text.to_string(),
+            initiator,
+        },
+    );
+    if let Err(e) = submitted {
+        // Lost a race for the session's queue after storing: end the run record and free
+        // the key, so a retry with the same key starts afresh.
+        let (rid, msg, ended) = (run_id.to_string(), e.clone(), now_ms());
+        let _ = gw
+            .chat
+            .store
+            .call(move |s| {
+                s.finish_run(&rid, "error", Some("error"), Some(&msg), ended, None)?;
+                if let Some(m) = method {
+                    s.forget_idempotency(m, &rid)?;
+                }
+                Ok(())
+            })
+            .await;
+        return Err(TurnError::Busy(e));
+    }
+    Ok(Claim::New)
 }
 
 /// A stored run as the `agent.wait` / idempotent-retry status.

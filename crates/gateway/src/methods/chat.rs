@@ -44,15 +44,29 @@ async fn existing_status(ctx: &Ctx, run_id: &str) -> Value {
 }
 
 /// Stores the user message and queues the run. `Err` for bad input or storage failures.
-async fn start_run(ctx: &Ctx, key: &str, run_id: &str, text: &str) -> Result<(), ErrorShape> {
-    crate::chat::start_turn(&ctx.gw, key, run_id, text, Some(ctx.session.conn_id))
-        .await
-        .map_err(|e| match e {
-            crate::chat::TurnError::Store(m) => {
-                ErrorShape::unavailable(format!("state database error: {m}"))
-            }
-            crate::chat::TurnError::Busy(m) => ErrorShape::unavailable(m),
-        })
+/// Claims the idempotency key of `method` and, when new, starts the run (one store round trip).
+async fn start_run(
+    ctx: &Ctx,
+    method: &'static str,
+    key: &str,
+    run_id: &str,
+    text: &str,
+) -> Result<Claim, ErrorShape> {
+    crate::chat::start_claimed_turn(
+        &ctx.gw,
+        key,
+        run_id,
+        text,
+        Some(ctx.session.conn_id),
+        Some(method),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::chat::TurnError::Store(m) => {
+            ErrorShape::unavailable(format!("state database error: {m}"))
+        }
+        crate::chat::TurnError::Busy(m) => ErrorShape::unavailable(m),
+    })
 }
 
 /// Chat commands handled by the gateway itself (`/new`, `/reset`, `/stop`, `/model x`).
@@ -143,20 +157,10 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         if let Some(r) = command(ctx, &key, &run_id, &text).await {
             return r;
         }
-        let (rid, now) = (run_id.clone(), now_ms());
-        match ctx
-            .gw
-            .chat
-            .store
-            .call(move |s| s.claim_idempotency(&rid, "chat.send", &rid, now))
-            .await
-            .map_err(store_err)?
-        {
-            Claim::Existing { run_id } => return Ok(existing_status(ctx, &run_id).await),
-            Claim::New => {}
+        match start_run(ctx, "chat.send", &key, &run_id, &text).await? {
+            Claim::Existing { run_id } => Ok(existing_status(ctx, &run_id).await),
+            Claim::New => Ok(json!({"runId": run_id, "status": "started"})),
         }
-        start_run(ctx, &key, &run_id, &text).await?;
-        Ok(json!({"runId": run_id, "status": "started"}))
     })
 }
 
@@ -361,8 +365,7 @@ pub fn agent(
             .map_err(|e| ErrorShape::invalid_params("agent", e))?;
             let timeout_s = opt_u64("agent", &p, "timeout", 0, 172_800)?.unwrap_or(600).max(1);
             let gw = &ctx.gw;
-            let (rid, now) = (run_id.clone(), now_ms());
-            let claim = gw.chat.store.call(move |s| s.claim_idempotency(&rid, "agent", &rid, now)).await.map_err(store_err)?;
+            let claim = start_run(ctx, "agent", &key, &run_id, &text).await?;
             if let Claim::Existing { run_id } = claim {
                 if !gw.chat.is_active(&run_id) {
                     if let Some(s) = gw.chat.wait(&run_id, Duration::ZERO).await {
@@ -373,7 +376,6 @@ pub fn agent(
                 ctx.outlet.send(frame::response_ok(&id, &existing_status(ctx, &run_id).await));
                 return Ok(());
             }
-            start_run(ctx, &key, &run_id, &text).await?;
             let mut accepted = json!({"runId": run_id, "agentId": keys::agent_of(&key), "status": "accepted", "acceptedAt": now_ms()});
             if session_key_param.is_some() {
                 accepted["sessionKey"] = json!(key);
