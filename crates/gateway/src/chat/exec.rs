@@ -6,7 +6,7 @@ use super::transcript::{self, usage_json};
 use super::{RunRequest, RunSummary};
 use crate::devices::now_ms;
 use crate::state::Gateway;
-use clawgate_agent::context::{load_system_prompt, trim_history};
+use clawgate_agent::context::{finish_prompt, load_bootstrap, trim_history};
 use clawgate_agent::run::{run, Failure, ModelChoice, RunEnd, RunEvent, RunSpec};
 use clawgate_agent::tools::ToolContext;
 use clawgate_agent::types::Usage;
@@ -110,17 +110,19 @@ pub async fn execute(
     let mut em = RunEmitter::new(gw, &req.run_id, &req.session_key, req.initiator);
     em.agent("lifecycle", json!({"phase": "start", "startedAt": started}));
     // One store round trip: mark the session running, read its model override and history.
+    // The workspace files are read (blocking pool) at the same time.
     let key = req.session_key.clone();
-    let (override_model, rows) = rt
-        .store
-        .call(move |store| {
-            let _ = store.set_status(&key, "running", started);
-            let session = store.get_session(&key).ok().flatten();
-            let rows = store.history(&key, 400).unwrap_or_default();
-            Ok((session.and_then(|s| s.model_override), rows))
-        })
-        .await
-        .unwrap_or_default();
+    let stored = rt.store.call(move |store| {
+        let _ = store.set_status(&key, "running", started);
+        let session = store.get_session(&key).ok().flatten();
+        let rows = store.history(&key, 400).unwrap_or_default();
+        Ok((session.and_then(|s| s.model_override), rows))
+    });
+    let (stored, bootstrap) = tokio::join!(
+        stored,
+        load_bootstrap(&rt.workspace, rt.cfg.bootstrap_max_chars)
+    );
+    let (override_model, rows) = stored.unwrap_or_default();
     sessions_changed(gw, &req.session_key, "agent.run.started", None);
 
     let mut text = String::new();
@@ -138,13 +140,11 @@ pub async fn execute(
         })),
         Ok(models) => {
             let first = models[0].clone();
-            let system = load_system_prompt(
-                &rt.workspace,
-                rt.cfg.bootstrap_max_chars,
+            let system = finish_prompt(
+                &bootstrap,
                 &req.session_key,
                 &format!("{}/{}", first.provider.cfg.id, first.model),
-            )
-            .await;
+            );
             // The transcript without the user messages of runs not answered yet (this one,
             // and follow-ups queued behind it); this run's message goes last.
             let msgs: Vec<_> = rows
