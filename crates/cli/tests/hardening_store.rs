@@ -109,7 +109,7 @@ fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
 /// timeout). They used to wait on the async workers, so a handful of concurrent chat.send
 /// calls stalled every other request, `health` included.
 #[tokio::test]
-async fn i7_2_health_answers_while_the_store_is_blocked() {
+async fn i7_review_blocking_health_answers_while_the_store_is_locked() {
     let llm = FakeLlm::start().await;
     let gw = start(llm_config(&llm, "", ""), &[]);
     let mut senders = Vec::new();
@@ -168,7 +168,7 @@ async fn i7_2_health_answers_while_the_store_is_blocked() {
 
 /// `agents.defaults.maxConcurrent: 1`: a run in another session waits until the first ends.
 #[tokio::test]
-async fn i7_2_max_concurrent_one_runs_sessions_one_after_another() {
+async fn i7_review_growth_max_concurrent_one_runs_sessions_one_after_another() {
     let llm = FakeLlm::start().await;
     llm.push(Step::Text {
         chunks: vec!["slow".into(), " one".into(), " done".into()],
@@ -215,7 +215,7 @@ async fn i7_2_max_concurrent_one_runs_sessions_one_after_another() {
 
 /// Runs waiting to start are bounded over all sessions; beyond it, a clear error.
 #[tokio::test]
-async fn i7_2_waiting_runs_are_bounded_with_a_clear_error() {
+async fn i7_review_growth_waiting_runs_are_bounded_with_a_clear_error() {
     let llm = FakeLlm::start().await;
     llm.push(Step::Hang { ms: 30_000 });
     let gw = start(
@@ -261,7 +261,7 @@ async fn i7_2_waiting_runs_are_bounded_with_a_clear_error() {
 /// against the bound of kept summaries). Now they are released like any finished run, and
 /// `agent.wait` on one answers at once with its aborted status.
 #[tokio::test]
-async fn i7_2_runs_aborted_before_start_release_their_waiters() {
+async fn i7_review_growth_runs_aborted_before_start_release_their_waiters() {
     let llm = FakeLlm::start().await;
     llm.push(Step::Hang { ms: 30_000 });
     let gw = start(
@@ -302,7 +302,7 @@ async fn i7_2_runs_aborted_before_start_release_their_waiters() {
 /// Finished inbound, outbox and idempotency rows are pruned on a schedule; unfinished ones
 /// (a message still being answered, a chunk not yet sent, the key of a running run) stay.
 #[tokio::test]
-async fn i7_2_retention_prunes_finished_rows_and_keeps_pending_ones() {
+async fn i7_review_growth_retention_prunes_finished_rows_and_keeps_pending_ones() {
     let llm = FakeLlm::start().await;
     let tg = FakeTelegram::start().await;
     let telegram = format!(
@@ -382,7 +382,7 @@ async fn i7_2_retention_prunes_finished_rows_and_keeps_pending_ones() {
 
 /// The log file rotates by size while the gateway runs, keeping `logging.maxFiles` old files.
 #[tokio::test]
-async fn i7_2_log_file_rotates_by_size_while_running() {
+async fn i7_review_growth_log_file_rotates_by_size_while_running() {
     let llm = FakeLlm::start().await;
     let gw = start(
         llm_config(&llm, "", "logging:\n  maxFileBytes: 4096\n  maxFiles: 2\n"),
