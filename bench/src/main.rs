@@ -331,9 +331,11 @@ async fn llm_direct(base: &str, n: usize) -> Result<Vec<Duration>> {
 
 async fn chat_bench(bin: &Path, turns: usize, concurrent: usize) -> Result<()> {
     let fake = clawgate_testkit::FakeLlm::start().await;
+    // All the streaming sessions run at once (the default agents.defaults.maxConcurrent is 4).
     let cfg = format!(
-        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n",
-        fake.openai_base_url()
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n    maxConcurrent: {}\n",
+        fake.openai_base_url(),
+        concurrent.clamp(1, 256)
     );
     let (gw, _) = start_gateway_with(bin, Some(&cfg))?;
     // Sequential turns with an instant LLM: the gateway's own overhead.

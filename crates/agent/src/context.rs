@@ -17,7 +17,16 @@ pub fn system_prompt(
     session_key: &str,
     model: &str,
 ) -> String {
-    let mut out = String::from(BASE_PROMPT);
+    finish_prompt(
+        &bootstrap_section(workspace, max_chars_per_file),
+        session_key,
+        model,
+    )
+}
+
+/// The prompt's workspace-file part (AGENTS.md, SOUL.md, USER.md, each capped).
+pub fn bootstrap_section(workspace: &Path, max_chars_per_file: usize) -> String {
+    let mut out = String::new();
     for name in BOOTSTRAP_FILES {
         let path = workspace.join(name);
         // Only regular files; a symlink here could point anywhere.
@@ -37,10 +46,22 @@ pub fn system_prompt(
         }
         out.push_str(&format!("\n\n## {name}\n{body}"));
     }
-    out.push_str(&format!(
-        "\n\nRuntime: session={session_key} | model={model}"
-    ));
     out
+}
+
+/// The whole system prompt from a [`bootstrap_section`].
+pub fn finish_prompt(bootstrap: &str, session_key: &str, model: &str) -> String {
+    format!("{BASE_PROMPT}{bootstrap}\n\nRuntime: session={session_key} | model={model}")
+}
+
+/// [`bootstrap_section`] off the async workers: the prompt files are read on the blocking
+/// pool, so a slow disk (or network filesystem) never stalls other connections.
+pub async fn load_bootstrap(workspace: &Path, max_chars_per_file: usize) -> String {
+    let ws = workspace.to_path_buf();
+    tokio::task::spawn_blocking(move || bootstrap_section(&ws, max_chars_per_file))
+        .await
+        // The blocking pool is gone (runtime shutting down): the prompt without the files.
+        .unwrap_or_default()
 }
 
 fn read_capped(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {

@@ -7,6 +7,7 @@ pub mod secret;
 mod validate;
 mod validate_agent;
 mod validate_channels;
+mod validate_store;
 pub mod yaml;
 
 use ipnet::IpNet;
@@ -142,6 +143,8 @@ pub struct AgentDefaults {
     pub queue_mode: QueueMode,
     pub bootstrap_max_chars: usize,
     pub context_tokens: Option<u64>,
+    /// Runs executing at once over all sessions (`agents.defaults.maxConcurrent`).
+    pub max_concurrent: usize,
 }
 
 impl Default for AgentDefaults {
@@ -155,6 +158,7 @@ impl Default for AgentDefaults {
             queue_mode: QueueMode::Followup,
             bootstrap_max_chars: 20_000,
             context_tokens: None,
+            max_concurrent: 4,
         }
     }
 }
@@ -296,6 +300,53 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub dm_scope: DmScope,
     pub telegram: Option<TelegramConfig>,
+    pub store: StoreConfig,
+    pub logging: LoggingConfig,
+}
+
+/// `store.retention`: how long finished rows are kept before the periodic sweep deletes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Channel inbound messages already answered or ignored (`inboundDays`).
+    pub inbound_days: u64,
+    /// Reply chunks already sent or given up (`outboxDays`).
+    pub outbox_days: u64,
+    /// Idempotency keys of runs no longer running (`idempotencyHours`).
+    pub idempotency_hours: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            inbound_days: 30,
+            outbox_days: 30,
+            idempotency_hours: 24,
+        }
+    }
+}
+
+/// `store`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub retention: RetentionConfig,
+}
+
+/// `logging`: the gateway's own log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// The file is rotated when a write would take it past this size (`maxFileBytes`).
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`gateway.log.1` … `.N`, `maxFiles`).
+    pub max_files: u32,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            max_file_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
 }
 
 impl Default for Config {
@@ -321,6 +372,8 @@ impl Default for Config {
             tools: ToolsConfig::default(),
             dm_scope: DmScope::PerChannelPeer,
             telegram: None,
+            store: StoreConfig::default(),
+            logging: LoggingConfig::default(),
         }
     }
 }

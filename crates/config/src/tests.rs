@@ -244,3 +244,38 @@ fn loopback_hosts_are_exact_literals() {
         assert_eq!(split_host_port(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn store_retention_logging_and_max_concurrent() {
+    let c = parse("").unwrap();
+    assert_eq!(c.agent.max_concurrent, 4);
+    assert_eq!(c.store.retention, RetentionConfig::default());
+    assert_eq!(c.logging, LoggingConfig::default());
+    let c = parse(
+        "agents:\n  defaults:\n    maxConcurrent: 2\nstore:\n  retention:\n    inboundDays: 7\n    outboxDays: 0\n    idempotencyHours: 48\nlogging:\n  maxFileBytes: 65536\n  maxFiles: 3\n",
+    )
+    .unwrap();
+    assert_eq!(c.agent.max_concurrent, 2);
+    assert_eq!(
+        c.store.retention,
+        RetentionConfig {
+            inbound_days: 7,
+            outbox_days: 0,
+            idempotency_hours: 48
+        }
+    );
+    assert_eq!(c.logging.max_file_bytes, 65536);
+    assert_eq!(c.logging.max_files, 3);
+    assert_eq!(
+        first_error("agents:\n  defaults:\n    maxConcurrent: 0\n"),
+        "config.yaml:3:20: agents.defaults.maxConcurrent: 0 is out of range (1–256)"
+    );
+    assert_eq!(
+        first_error("store:\n  retention:\n    inboundDay: 3\n"),
+        "config.yaml:3:5: store.retention.inboundDay: unknown key (did you mean `store.retention.inboundDays`?)"
+    );
+    assert_eq!(
+        first_error("logging:\n  maxFileBytes: 10\n"),
+        "config.yaml:2:17: logging.maxFileBytes: 10 is out of range (4096–1099511627776)"
+    );
+}

@@ -323,7 +323,7 @@ pub(crate) fn parse(
         &root,
         "",
         &[
-            "gateway", "models", "agents", "tools", "session", "channels",
+            "gateway", "models", "agents", "tools", "session", "channels", "store", "logging",
         ],
     ) {
         for (k, _, v) in entries {
@@ -334,6 +334,8 @@ pub(crate) fn parse(
                 "tools" => crate::validate_agent::tools(&mut ctx, v, &mut cfg),
                 "session" => crate::validate_channels::session(&mut ctx, v, &mut cfg),
                 "channels" => crate::validate_channels::channels(&mut ctx, v, &mut cfg),
+                "store" => crate::validate_store::store(&mut ctx, v, &mut cfg),
+                "logging" => crate::validate_store::logging(&mut ctx, v, &mut cfg),
                 _ => {}
             }
         }

@@ -228,6 +228,7 @@ pub(crate) fn agents(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
             "queueMode",
             "bootstrapMaxChars",
             "contextTokens",
+            "maxConcurrent",
         ];
         let Some(d) = ctx.mapping(v, "agents.defaults", KEYS) else {
             continue;
@@ -283,6 +284,11 @@ pub(crate) fn agents(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 "contextTokens" => {
                     if let Some(n) = ctx.integer(dv, &key, 1024, 100_000_000) {
                         a.context_tokens = Some(n);
+                    }
+                }
+                "maxConcurrent" => {
+                    if let Some(n) = ctx.integer(dv, &key, 1, 256) {
+                        a.max_concurrent = n as usize;
                     }
                 }
                 _ => {}

@@ -301,7 +301,7 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
             )
         }
     };
-    match tg.ingest(&st.gw, &update) {
+    match tg.ingest(&st.gw, &update).await {
         Ok(_) => {
             let mut resp = StatusCode::OK.into_response();
             resp.headers_mut().insert(

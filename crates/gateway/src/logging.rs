@@ -4,15 +4,12 @@
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-/// Log file size at which it is rotated (kept as `gateway.log.1`) at start-up.
-const ROTATE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Secret values that must never reach a log sink.
 #[derive(Clone, Default)]
@@ -65,18 +62,89 @@ impl<W: Write> Write for Sink<W> {
     }
 }
 
-#[derive(Clone)]
-struct SharedFile(Arc<Mutex<std::fs::File>>);
+/// The log file, rotated by size while the gateway runs: when a write would take it past
+/// `max_bytes`, `gateway.log` becomes `gateway.log.1` (older ones shift up to `.max_files`,
+/// the oldest is deleted) and a fresh file is opened.
+struct RotatingFile {
+    path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+    max_bytes: u64,
+    max_files: u32,
+}
 
-struct FileGuard(Arc<Mutex<std::fs::File>>);
+fn open_log(path: &Path) -> io::Result<std::fs::File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+impl RotatingFile {
+    fn open(path: &Path, max_bytes: u64, max_files: u32) -> io::Result<RotatingFile> {
+        let mut f = RotatingFile {
+            path: path.to_path_buf(),
+            file: open_log(path)?,
+            len: 0,
+            max_bytes,
+            max_files: max_files.max(1),
+        };
+        f.len = f.file.metadata().map(|m| m.len()).unwrap_or(0);
+        if f.len >= f.max_bytes {
+            f.rotate()?;
+        }
+        Ok(f)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let _ = std::fs::remove_file(numbered(&self.path, self.max_files));
+        for n in (1..self.max_files).rev() {
+            let _ = std::fs::rename(numbered(&self.path, n), numbered(&self.path, n + 1));
+        }
+        std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        self.file = open_log(&self.path)?;
+        self.len = 0;
+        Ok(())
+    }
+
+    fn write_line(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.len > 0 && self.len + buf.len() as u64 > self.max_bytes {
+            // Keep logging into the current file if rotating fails (e.g. a read-only dir).
+            let _ = self.rotate();
+        }
+        self.file.write_all(buf)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct SharedFile(Arc<Mutex<RotatingFile>>);
+
+struct FileGuard(Arc<Mutex<RotatingFile>>);
 
 impl Write for FileGuard {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_line(buf)?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .flush()
     }
 }
 
@@ -161,8 +229,13 @@ where
     }
 }
 
-/// Installs the global subscriber. `log_file` gets JSON lines (0600); stderr gets text.
-pub fn init(log_file: Option<&Path>, redactor: &Redactor) -> io::Result<()> {
+/// Installs the global subscriber. `log_file` gets JSON lines (0600), rotated by size per
+/// `logging`; stderr gets text.
+pub fn init(
+    log_file: Option<&Path>,
+    redactor: &Redactor,
+    cfg: &clawgate_config::LoggingConfig,
+) -> io::Result<()> {
     let filter =
         || EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_layer = tracing_subscriber::fmt::layer()
@@ -177,14 +250,7 @@ pub fn init(log_file: Option<&Path>, redactor: &Redactor) -> io::Result<()> {
             if let Some(dir) = path.parent() {
                 clawgate_config::paths::ensure_private_dir(dir)?;
             }
-            if std::fs::metadata(path).is_ok_and(|m| m.len() > ROTATE_BYTES) {
-                let _ = std::fs::rename(path, path.with_extension("log.1"));
-            }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)?;
+            let file = RotatingFile::open(path, cfg.max_file_bytes, cfg.max_files)?;
             Some(
                 tracing_subscriber::fmt::layer()
                     .event_format(JsonLine)

@@ -188,7 +188,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             redactor.add(k.expose());
         }
     }
-    logging::init(Some(&log_path), &redactor)
+    logging::init(Some(&log_path), &redactor, &config.logging)
         .map_err(|e| StartError::config(format!("{}: {e}", log_path.display())))?;
     if created {
         info!(path = %config.path.display(), "wrote a default config file");
@@ -201,7 +201,22 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         message: e.to_string(),
     })?;
     let chat = build_chat(&config, &home)?;
-    let devices = DeviceStore::open(chat.store.clone(), &home).map_err(StartError::config)?;
+    // Device auth runs on the blocking pool (connects with a device identity, the
+    // device.pair.* methods) with its own connection to state.db; WAL lets it read while the
+    // store thread writes, and busy_timeout orders the rare concurrent writes.
+    let db = home.join("state.db");
+    let device_db = clawgate_store::Store::open(&db).map_err(|e| {
+        StartError::config(format!(
+            "{}: cannot open the state database: {e}",
+            db.display()
+        ))
+    })?;
+    let device_home = home.clone();
+    let devices =
+        tokio::task::spawn_blocking(move || DeviceStore::open(Arc::new(device_db), &device_home))
+            .await
+            .map_err(|e| StartError::config(e.to_string()))?
+            .map_err(StartError::config)?;
     let telegram = match &config.telegram {
         Some(t) if t.enabled => Some(Arc::new(
             crate::channels::telegram::TelegramRuntime::new(t.clone())
@@ -232,6 +247,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         preauth,
     });
     spawn_periodic(gw.clone());
+    crate::chat::prune::spawn(gw.clone());
     if let Some(tg) = &gw.telegram {
         crate::channels::telegram::spawn(&gw, tg.clone());
     }
@@ -352,8 +368,10 @@ fn build_chat(
     if config.agent.model.is_none() {
         warn!("no model configured (agents.defaults.model): chats will answer with setup instructions");
     }
+    let store = clawgate_store::StoreHandle::spawn(store, clawgate_store::DEFAULT_QUEUE)
+        .map_err(|e| StartError::config(format!("cannot start the store thread: {e}")))?;
     Ok(crate::chat::ChatRuntime::new(
-        Arc::new(store),
+        store,
         providers,
         Arc::new(tools),
         workspace,

@@ -29,6 +29,8 @@ pub struct Timings {
     pub health_refresh_ms: u64,
     /// Outbound bytes queued per connection before it is closed as a slow consumer.
     pub max_buffered_bytes: usize,
+    /// How often expired store rows are pruned (`store.retention`).
+    pub prune_interval_ms: u64,
 }
 
 impl Timings {
@@ -55,6 +57,7 @@ impl Timings {
                 clawgate_protocol::MAX_BUFFERED_BYTES as u64,
             ))
             .unwrap_or(clawgate_protocol::MAX_BUFFERED_BYTES),
+            prune_interval_ms: get("CLAWGATE_PRUNE_INTERVAL_MS", 3_600_000),
         }
     }
 }

@@ -271,4 +271,18 @@ impl Store {
         )?;
         Ok(n)
     }
+
+    /// Makes every chunk of `channel` left `sending` due now: called once at start-up, when
+    /// no sender of this process holds a lease, so those rows belong to a process that
+    /// stopped mid-send. Their delivery is unknown; they are sent again (at least once).
+    /// Returns how many were released.
+    pub fn release_outbox_leases(&self, channel: &str, now: i64) -> Result<usize, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE channel_outbox SET status = 'pending', next_attempt_at = ?2, \
+             last_error = 'interrupted while sending; delivery unknown, sent again' \
+             WHERE channel = ?1 AND status = 'sending'",
+            params![channel, now],
+        )?;
+        Ok(n)
+    }
 }

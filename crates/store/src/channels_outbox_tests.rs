@@ -260,3 +260,41 @@ fn retry_sent_failed_transitions_and_counts() {
     assert_eq!(s.due_outbox(TG, 5, 10).unwrap()[0].id, live);
     assert_eq!(s.outbox_counts(TG).unwrap(), (1, 0, 0));
 }
+
+#[test]
+fn release_outbox_leases_makes_interrupted_sends_due_now() {
+    let s = store();
+    pending_inbound_id(&s, "u1");
+    let sending = queue(&s, "a", 10);
+    let sent = queue(&s, "b", 10);
+    let pending = queue(&s, "c", 10);
+    assert!(s.claim_outbox(sending, 60_000).unwrap());
+    assert!(s.claim_outbox(sent, 60_000).unwrap());
+    s.mark_outbox_sent(sent, Some("m"), 20).unwrap();
+    // Another channel's lease is not ours to release.
+    let other = s
+        .enqueue_outbox(&NewOutbox {
+            channel: "other",
+            ..chunk("z", "z", 10)
+        })
+        .unwrap()
+        .unwrap();
+    assert!(s.claim_outbox(other, 60_000).unwrap());
+
+    assert_eq!(s.release_outbox_leases(TG, 100).unwrap(), 1);
+    let row = s.get_outbox(sending).unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.next_attempt_at), ("pending", 100));
+    assert_eq!(row.attempts, 1, "the interrupted attempt still counts");
+    assert!(row.last_error.unwrap().contains("delivery unknown"));
+    assert_eq!(s.get_outbox(sent).unwrap().unwrap().status, "sent");
+    assert_eq!(s.get_outbox(pending).unwrap().unwrap().status, "pending");
+    assert_eq!(s.get_outbox(other).unwrap().unwrap().status, "sending");
+    let due: Vec<i64> = s
+        .due_outbox(TG, 100, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(due.contains(&sending), "{due:?}");
+    assert_eq!(s.release_outbox_leases(TG, 200).unwrap(), 0);
+}

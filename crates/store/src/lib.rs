@@ -21,6 +21,8 @@ use serde::Serialize;
 
 mod channels;
 mod devices;
+mod handle;
+mod prune;
 mod runs;
 mod schema;
 mod sessions;
@@ -29,6 +31,8 @@ mod tests;
 
 pub use channels::{InboundRow, NewInbound, NewOutbox, OutboxRow, PairingOutcome, PairingRequest};
 pub use devices::{DeviceRequestRow, DeviceRow, DeviceTokenRow};
+pub use handle::{StoreHandle, DEFAULT_QUEUE};
+pub use prune::{PruneCounts, Retention};
 pub use runs::INTERRUPTED_ERROR;
 
 /// Everything that can go wrong talking to the store.
@@ -50,6 +54,9 @@ pub enum StoreError {
     /// that keeps colliding).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The store thread is gone or a call on it panicked.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One chat session, addressed by its canonical key (e.g. `agent:main:main`).

@@ -114,6 +114,27 @@ impl Store {
         Ok(claim)
     }
 
+    /// The run that claimed `key` for `method`, if any (read-only).
+    pub fn idempotency_run(&self, method: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT run_id FROM idempotency WHERE method = ?1 AND key = ?2",
+                params![method, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Forgets one claimed key (a run refused after its key was claimed).
+    pub fn forget_idempotency(&self, method: &str, key: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM idempotency WHERE method = ?1 AND key = ?2",
+            params![method, key],
+        )?;
+        Ok(())
+    }
+
     /// Forgets keys claimed before `older_than`; returns how many were removed.
     pub fn prune_idempotency(&self, older_than: i64) -> Result<usize, StoreError> {
         let n = self.conn().execute(
@@ -222,6 +243,23 @@ mod tests {
         // Another method has its own key space.
         assert_eq!(
             s.claim_idempotency("idem-1", "agent", "run-c", 12).unwrap(),
+            Claim::New
+        );
+    }
+
+    #[test]
+    fn a_key_can_be_looked_up_and_forgotten() {
+        let s = store();
+        assert_eq!(s.idempotency_run("chat.send", "k").unwrap(), None);
+        s.claim_idempotency("k", "chat.send", "r1", 1).unwrap();
+        assert_eq!(
+            s.idempotency_run("chat.send", "k").unwrap().as_deref(),
+            Some("r1")
+        );
+        assert_eq!(s.idempotency_run("agent", "k").unwrap(), None);
+        s.forget_idempotency("chat.send", "k").unwrap();
+        assert_eq!(
+            s.claim_idempotency("k", "chat.send", "r2", 2).unwrap(),
             Claim::New
         );
     }

@@ -53,7 +53,7 @@ impl StatusCell {
 }
 
 /// The `channels.status` result.
-pub fn status_json(gw: &crate::state::Gateway) -> Value {
+pub async fn status_json(gw: &crate::state::Gateway) -> Value {
     let mut channels = serde_json::Map::new();
     let mut accounts = serde_json::Map::new();
     let mut order = Vec::new();
@@ -61,12 +61,12 @@ pub fn status_json(gw: &crate::state::Gateway) -> Value {
     if let Some(tg) = &gw.telegram {
         order.push("telegram");
         let s = tg.status.get();
-        let (pending, sent, failed) = gw.chat.store.outbox_counts("telegram").unwrap_or((0, 0, 0));
-        let (in_pending, in_done, in_ignored) = gw
+        let ((pending, sent, failed), (in_pending, in_done, in_ignored)) = gw
             .chat
             .store
-            .inbound_counts("telegram")
-            .unwrap_or((0, 0, 0));
+            .call(|s| Ok((s.outbox_counts("telegram")?, s.inbound_counts("telegram")?)))
+            .await
+            .unwrap_or(((0, 0, 0), (0, 0, 0)));
         let summary = json!({
             "configured": true, "running": s.running, "connected": s.connected,
             "mode": tg.mode_name(), "lastError": s.last_error,

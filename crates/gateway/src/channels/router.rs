@@ -56,25 +56,39 @@ fn chunks_for(port: &dyn Port, row: &InboundRow, text: &str) -> Vec<(String, Str
 }
 
 /// Queues the reply chunks and marks the inbound row done, in one transaction.
-fn reply(gw: &Gateway, port: &dyn Port, row: &InboundRow, msg: &InboundMessage, text: &str) {
+async fn reply(gw: &Gateway, port: &dyn Port, row: &InboundRow, msg: &InboundMessage, text: &str) {
     let now = now_ms();
     let reply_to = (msg.chat_type == ChatType::Group).then(|| msg.message_id.clone());
     let chunks = chunks_for(port, row, text);
-    let outs: Vec<NewOutbox> = chunks
-        .iter()
-        .map(|(key, c)| NewOutbox {
-            channel: port.name(),
-            account: &msg.account,
-            chat_id: &msg.chat_id,
-            thread_id: msg.thread_id.as_deref(),
-            reply_to: reply_to.as_deref(),
-            text: c,
-            dedupe_key: key,
-            inbound_id: Some(row.id),
-            now,
+    let channel = port.name();
+    let (account, chat_id, thread_id) = (
+        msg.account.clone(),
+        msg.chat_id.clone(),
+        msg.thread_id.clone(),
+    );
+    let inbound_id = row.id;
+    let queued = gw
+        .chat
+        .store
+        .call(move |store| {
+            let outs: Vec<NewOutbox> = chunks
+                .iter()
+                .map(|(key, c)| NewOutbox {
+                    channel,
+                    account: &account,
+                    chat_id: &chat_id,
+                    thread_id: thread_id.as_deref(),
+                    reply_to: reply_to.as_deref(),
+                    text: c,
+                    dedupe_key: key,
+                    inbound_id: Some(inbound_id),
+                    now,
+                })
+                .collect();
+            store.enqueue_reply(&outs, inbound_id, now)
         })
-        .collect();
-    match gw.chat.store.enqueue_reply(&outs, row.id, now) {
+        .await;
+    match queued {
         Ok(_) => port.outbox_wake().notify_one(),
         Err(e) => warn!(
             channel = port.name(),
@@ -84,8 +98,14 @@ fn reply(gw: &Gateway, port: &dyn Port, row: &InboundRow, msg: &InboundMessage, 
     }
 }
 
-fn mark(gw: &Gateway, row: &InboundRow, status: &str) {
-    if let Err(e) = gw.chat.store.mark_inbound(row.id, status, now_ms()) {
+async fn mark(gw: &Gateway, row: &InboundRow, status: &'static str) {
+    let (id, now) = (row.id, now_ms());
+    let marked = gw
+        .chat
+        .store
+        .call(move |store| store.mark_inbound(id, status, now))
+        .await;
+    if let Err(e) = marked {
         warn!(inbound = row.id, "cannot mark an inbound message: {e}");
     }
 }
@@ -93,40 +113,49 @@ fn mark(gw: &Gateway, row: &InboundRow, status: &str) {
 async fn process(gw: Arc<Gateway>, port: Arc<dyn Port>, row: InboundRow) {
     let store = &gw.chat.store;
     let Some(msg) = port.parse(&row.payload) else {
-        mark(&gw, &row, "ignored");
+        mark(&gw, &row, "ignored").await;
         return;
     };
     port.status()
         .update(|s| s.last_inbound_at = Some(row.received_at));
+    let channel = port.name();
+    let (account, sender) = (msg.account.clone(), msg.sender_id.clone());
     let approved = store
-        .is_sender_allowed(port.name(), &msg.account, &msg.sender_id)
+        .call(move |s| s.is_sender_allowed(channel, &account, &sender))
+        .await
         .unwrap_or(false);
     match decide(&port.policy(), &msg, approved) {
         Decision::Drop(reason) => {
             debug!(channel = port.name(), chat = %msg.chat_id, "message ignored: {reason}");
-            mark(&gw, &row, "ignored");
+            mark(&gw, &row, "ignored").await;
         }
         Decision::Pair => {
             let meta = json!({"name": msg.sender_name, "chatId": msg.chat_id});
-            let mut gen = generate_code;
-            let outcome = store.upsert_pairing_request(
-                port.name(),
-                &msg.account,
-                &msg.sender_id,
-                &meta,
-                now_ms(),
-                TTL_MS,
-                MAX_PENDING,
-                &mut gen,
-            );
+            let (account, sender) = (msg.account.clone(), msg.sender_id.clone());
+            let now = now_ms();
+            let outcome = store
+                .call(move |s| {
+                    let mut gen = generate_code;
+                    s.upsert_pairing_request(
+                        channel,
+                        &account,
+                        &sender,
+                        &meta,
+                        now,
+                        TTL_MS,
+                        MAX_PENDING,
+                        &mut gen,
+                    )
+                })
+                .await;
             match outcome {
                 Ok(PairingOutcome::Created(req)) => {
                     info!(channel = port.name(), sender = %msg.sender_id, "pairing requested by an unknown sender");
                     let text = reply_text(port.name(), &port.id_line(&msg.sender_id), &req.code);
-                    reply(&gw, port.as_ref(), &row, &msg, &text);
+                    reply(&gw, port.as_ref(), &row, &msg, &text).await;
                 }
                 // One reply per request; at the cap, stay silent.
-                Ok(_) => mark(&gw, &row, "ignored"),
+                Ok(_) => mark(&gw, &row, "ignored").await,
                 Err(e) => warn!("pairing store error: {e}"),
             }
         }
@@ -135,17 +164,35 @@ async fn process(gw: Arc<Gateway>, port: Arc<dyn Port>, row: InboundRow) {
 }
 
 async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &InboundMessage) {
-    let store = &gw.chat.store;
-    // A crash after the reply was queued: the reply exists, nothing to redo.
-    if store
-        .outbox_for_inbound(row.id)
-        .map(|o| !o.is_empty())
-        .unwrap_or(false)
-    {
-        mark(gw, row, "done");
-        return;
-    }
-    let attempt = store.bump_inbound_attempts(row.id).unwrap_or(1);
+    let id = row.id;
+    // A crash after the reply was queued: the reply exists, nothing to redo. Otherwise count
+    // the attempt. One store round trip.
+    let attempt = gw
+        .chat
+        .store
+        .call(move |s| {
+            if !s.outbox_for_inbound(id)?.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(s.bump_inbound_attempts(id).unwrap_or(1)))
+        })
+        .await;
+    let attempt = match attempt {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            mark(gw, row, "done").await;
+            return;
+        }
+        // Left pending: the next pass tries again.
+        Err(e) => {
+            warn!(
+                channel = port.name(),
+                inbound = id,
+                "state database error: {e}"
+            );
+            return;
+        }
+    };
     if attempt > MAX_ATTEMPTS {
         reply(
             gw,
@@ -153,12 +200,13 @@ async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &I
             row,
             msg,
             "⚠️ Sorry, I could not answer this message.",
-        );
+        )
+        .await;
         return;
     }
     let key = session_key(gw.config.dm_scope, msg);
     let run_id = format!("{}-{}-{}", port.name(), row.id, attempt);
-    match start_turn(gw, &key, &run_id, &msg.text, None) {
+    match start_turn(gw, &key, &run_id, &msg.text, None).await {
         Ok(()) => {}
         Err(TurnError::Store(e)) | Err(TurnError::Busy(e)) => {
             warn!(channel = port.name(), "cannot start a run: {e}");
@@ -187,7 +235,7 @@ async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &I
         Some(_) => "⚠️ The run was stopped before it finished.".to_string(),
         None => "⚠️ The run did not finish in time.".to_string(),
     };
-    reply(gw, port, row, msg, &text);
+    reply(gw, port, row, msg, &text).await;
 }
 
 /// Processes stored inbound messages, oldest first, until the gateway stops.
@@ -199,7 +247,11 @@ pub async fn inbound_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
             return;
         }
         let rows = if port.ready() {
-            gw.chat.store.pending_inbound(64).unwrap_or_default()
+            gw.chat
+                .store
+                .call(|s| s.pending_inbound(64))
+                .await
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -243,43 +295,108 @@ fn backoff_ms(attempts: i64) -> i64 {
     (base + jitter).min(30_000)
 }
 
-/// Delivers due outbox rows: each chunk is claimed, sent, and marked; failures are retried
-/// with the platform's retry-after or a backoff, and never sent twice once marked sent.
+/// How long a claimed chunk stays leased to this sender: beyond the longest `send` (two
+/// `sendMessage` calls of up to 20 s each, see `clawgate_channels::telegram::api`). Only a
+/// sender that stopped without recording the outcome lets a lease run out; a restart does not
+/// wait for it (see [`outbox_loop`]).
+pub const SEND_LEASE_MS: i64 = 45_000;
+
+/// Records a delivered chunk. A failed write here would let the lease run out and the chunk
+/// be sent again, so it is retried (bounded by the lease) rather than given up.
+async fn record_sent(gw: &Gateway, id: i64, mid: Option<String>, lease_until: i64) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let (m, now) = (mid.clone(), now_ms());
+        match gw
+            .chat
+            .store
+            .call(move |s| s.mark_outbox_sent(id, m.as_deref(), now))
+            .await
+        {
+            Ok(()) => return,
+            Err(e) if now_ms() + (delay.as_millis() as i64) < lease_until - 1000 => {
+                warn!(
+                    outbox = id,
+                    "cannot record a delivered chunk yet (retrying): {e}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                warn!(
+                    outbox = id,
+                    "cannot record a delivered chunk; it may be sent again: {e}"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Delivers due outbox rows: each chunk is claimed (recorded `sending`, under a lease), sent,
+/// and marked; failures are retried with the platform's retry-after or a backoff, and a chunk
+/// marked sent is never sent again. Telegram has no idempotency key, so a chunk whose
+/// `sendMessage` was in flight when the process died is sent again after a restart (at least
+/// once); every other chunk is sent exactly once.
 pub async fn outbox_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
     let store = gw.chat.store.clone();
+    let channel = port.name();
+    // Chunks a previous process left `sending` may or may not have reached the platform:
+    // retry them now instead of when their lease runs out (one gateway per state directory).
+    let now = now_ms();
+    match store.call(move |s| s.release_outbox_leases(channel, now)).await {
+        Ok(0) => {}
+        Ok(n) => warn!(
+            channel,
+            "{n} reply chunk(s) were being sent when the gateway stopped; sending them again (the recipient may see them twice)"
+        ),
+        Err(e) => warn!(channel, "cannot release interrupted sends: {e}"),
+    }
     loop {
         if gw.is_shutting_down() {
             return;
         }
         let now = now_ms();
-        let due = store.due_outbox(port.name(), now, 32).unwrap_or_default();
+        let due = store
+            .call(move |s| s.due_outbox(channel, now, 32))
+            .await
+            .unwrap_or_default();
         for row in due {
-            if !store.claim_outbox(row.id, now + 60_000).unwrap_or(false) {
+            let id = row.id;
+            let lease_until = now_ms() + SEND_LEASE_MS;
+            // Committed before the HTTP call: a restart knows this chunk may have been sent.
+            if !store
+                .call(move |s| s.claim_outbox(id, lease_until))
+                .await
+                .unwrap_or(false)
+            {
                 continue;
             }
             match port.send(&row).await {
                 Ok(mid) => {
-                    let _ = store.mark_outbox_sent(row.id, mid.as_deref(), now_ms());
+                    record_sent(&gw, id, mid, lease_until).await;
                     port.status()
                         .update(|s| s.last_outbound_at = Some(now_ms()));
                 }
                 Err(SendError::RetryAfter(ms, e)) => {
-                    info!(channel = port.name(), "rate limited; retrying in {ms} ms");
-                    let _ = store.mark_outbox_retry(row.id, now_ms() + ms as i64, &e);
+                    info!(channel, "rate limited; retrying in {ms} ms");
+                    let at = now_ms() + ms as i64;
+                    let _ = store.call(move |s| s.mark_outbox_retry(id, at, &e)).await;
                 }
                 Err(SendError::Transient(e)) if row.attempts + 1 < MAX_SEND_ATTEMPTS => {
-                    let _ =
-                        store.mark_outbox_retry(row.id, now_ms() + backoff_ms(row.attempts), &e);
+                    let at = now_ms() + backoff_ms(row.attempts);
+                    let _ = store.call(move |s| s.mark_outbox_retry(id, at, &e)).await;
                 }
                 Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
-                    warn!(channel = port.name(), chat = %row.chat_id, "giving up on a reply: {e}");
-                    let _ = store.mark_outbox_failed(row.id, &e, now_ms());
+                    warn!(channel, chat = %row.chat_id, "giving up on a reply: {e}");
                     port.status()
                         .update(|s| s.last_error = Some(format!("send failed: {e}")));
+                    let now = now_ms();
+                    let _ = store.call(move |s| s.mark_outbox_failed(id, &e, now)).await;
                 }
             }
         }
-        let wait_ms = match store.next_outbox_due(port.name()) {
+        let wait_ms = match store.call(move |s| s.next_outbox_due(channel)).await {
             Ok(Some(t)) => (t - now_ms()).clamp(10, 1000),
             _ => 1000,
         };

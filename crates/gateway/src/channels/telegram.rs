@@ -76,19 +76,23 @@ impl TelegramRuntime {
 
     /// Stores a webhook update (dedupe on `update_id`) before it is acknowledged.
     /// `Ok(true)` when new, `Ok(false)` for a redelivery.
-    pub fn ingest(&self, gw: &Gateway, update: &Value) -> Result<bool, String> {
+    pub async fn ingest(&self, gw: &Gateway, update: &Value) -> Result<bool, String> {
         let id = update_id(update).ok_or("update without update_id")?;
         let key = id.to_string();
+        let (payload, now) = (update.clone(), now_ms());
         let stored = gw
             .chat
             .store
-            .insert_inbound(&NewInbound {
-                channel: "telegram",
-                account: "default",
-                dedupe_key: &key,
-                payload: update,
-                received_at: now_ms(),
+            .call(move |s| {
+                s.insert_inbound(&NewInbound {
+                    channel: "telegram",
+                    account: "default",
+                    dedupe_key: &key,
+                    payload: &payload,
+                    received_at: now,
+                })
             })
+            .await
             .map_err(|e| e.to_string())?;
         self.status.polled();
         if stored.is_some() {
@@ -181,7 +185,8 @@ async fn poll_loop(gw: Arc<Gateway>, tg: Arc<TelegramRuntime>) -> String {
         let offset = gw
             .chat
             .store
-            .get_state(OFFSET_KEY)
+            .call(|s| s.get_state(OFFSET_KEY))
+            .await
             .ok()
             .flatten()
             .and_then(|s| s.parse::<i64>().ok());
@@ -198,24 +203,27 @@ async fn poll_loop(gw: Arc<Gateway>, tg: Arc<TelegramRuntime>) -> String {
                     .map(|m| m + 1);
                 if let Some(next) = next {
                     let now = now_ms();
-                    let rows: Vec<NewInbound> = items
-                        .iter()
-                        .map(|(k, u)| NewInbound {
-                            channel: "telegram",
-                            account: "default",
-                            dedupe_key: k,
-                            payload: u,
-                            received_at: now,
-                        })
-                        .collect();
                     let next_s = next.to_string();
                     // Stored and the offset advanced in one transaction: nothing is confirmed
                     // to Telegram before it is on disk.
-                    if let Err(e) = gw
+                    let stored = gw
                         .chat
                         .store
-                        .insert_inbound_batch(&rows, Some((OFFSET_KEY, &next_s)))
-                    {
+                        .call(move |s| {
+                            let rows: Vec<NewInbound> = items
+                                .iter()
+                                .map(|(k, u)| NewInbound {
+                                    channel: "telegram",
+                                    account: "default",
+                                    dedupe_key: k,
+                                    payload: u,
+                                    received_at: now,
+                                })
+                                .collect();
+                            s.insert_inbound_batch(&rows, Some((OFFSET_KEY, &next_s)))
+                        })
+                        .await;
+                    if let Err(e) = stored {
                         return format!("cannot store updates: {e}");
                     }
                     tg.inbound_wake.notify_one();

@@ -6,7 +6,7 @@ use super::transcript::{self, usage_json};
 use super::{RunRequest, RunSummary};
 use crate::devices::now_ms;
 use crate::state::Gateway;
-use clawgate_agent::context::{system_prompt, trim_history};
+use clawgate_agent::context::{finish_prompt, load_bootstrap, trim_history};
 use clawgate_agent::run::{run, Failure, ModelChoice, RunEnd, RunEvent, RunSpec};
 use clawgate_agent::tools::ToolContext;
 use clawgate_agent::types::Usage;
@@ -23,32 +23,34 @@ models:\n  providers:\n    openai:\n      baseUrl: https://api.openai.com/v1\n  
 agents:\n  defaults:\n    model: openai/gpt-4o-mini\n\
 (or a local Ollama: baseUrl http://127.0.0.1:11434/v1, no apiKey), then restart the gateway.";
 
-fn append(gw: &Gateway, key: &str, content: &Value, run_id: &str, usage: Option<&Value>) {
-    let entry = NewEntry {
-        session_key: key,
-        role: content["role"].as_str().unwrap_or("assistant"),
-        content,
-        run_id: Some(run_id),
-        idempotency_key: None,
-        usage,
-        meta: None,
-        ts: now_ms(),
-    };
-    match gw.chat.store.append_entry(&entry) {
+async fn append(gw: &Gateway, key: &str, content: Value, run_id: &str, usage: Option<Value>) {
+    let (k, rid) = (key.to_string(), run_id.to_string());
+    let ts = now_ms();
+    let stored = gw
+        .chat
+        .store
+        .call(move |store| {
+            store.append_entry(&NewEntry {
+                session_key: &k,
+                role: content["role"].as_str().unwrap_or("assistant"),
+                content: &content,
+                run_id: Some(&rid),
+                idempotency_key: None,
+                usage: usage.as_ref(),
+                meta: None,
+                ts,
+            })
+        })
+        .await;
+    match stored {
         Ok(row) => session_message(gw, key, &transcript::wire(&row), &row.id, row.seq),
         Err(e) => warn!(run = run_id, "cannot store a transcript entry: {e}"),
     }
 }
 
 /// The models to try for a session: its override, else the default, then the fallbacks.
-fn models_for(gw: &Gateway, key: &str) -> Result<Vec<ModelChoice>, String> {
+fn models_for(gw: &Gateway, override_model: Option<String>) -> Result<Vec<ModelChoice>, String> {
     let rt = &gw.chat;
-    let override_model = rt
-        .store
-        .get_session(key)
-        .ok()
-        .flatten()
-        .and_then(|s| s.model_override);
     let primary = override_model
         .or_else(|| rt.cfg.model.clone())
         .ok_or_else(|| NO_MODEL_MESSAGE.to_string())?;
@@ -107,7 +109,20 @@ pub async fn execute(
     let started = now_ms();
     let mut em = RunEmitter::new(gw, &req.run_id, &req.session_key, req.initiator);
     em.agent("lifecycle", json!({"phase": "start", "startedAt": started}));
-    let _ = rt.store.set_status(&req.session_key, "running", started);
+    // One store round trip: mark the session running, read its model override and history.
+    // The workspace files are read (blocking pool) at the same time.
+    let key = req.session_key.clone();
+    let stored = rt.store.call(move |store| {
+        let _ = store.set_status(&key, "running", started);
+        let session = store.get_session(&key).ok().flatten();
+        let rows = store.history(&key, 400).unwrap_or_default();
+        Ok((session.and_then(|s| s.model_override), rows))
+    });
+    let (stored, bootstrap) = tokio::join!(
+        stored,
+        load_bootstrap(&rt.workspace, rt.cfg.bootstrap_max_chars)
+    );
+    let (override_model, rows) = stored.unwrap_or_default();
     sessions_changed(gw, &req.session_key, "agent.run.started", None);
 
     let mut text = String::new();
@@ -115,7 +130,7 @@ pub async fn execute(
     let mut model: Option<String> = None;
     let mut usage = Usage::default();
 
-    let end: Result<RunEnd, &'static str> = match models_for(gw, &req.session_key) {
+    let end: Result<RunEnd, &'static str> = match models_for(gw, override_model) {
         Err(msg) => Ok(RunEnd::Failed(Failure {
             message: msg,
             provider: None,
@@ -125,15 +140,13 @@ pub async fn execute(
         })),
         Ok(models) => {
             let first = models[0].clone();
-            let system = system_prompt(
-                &rt.workspace,
-                rt.cfg.bootstrap_max_chars,
+            let system = finish_prompt(
+                &bootstrap,
                 &req.session_key,
                 &format!("{}/{}", first.provider.cfg.id, first.model),
             );
             // The transcript without the user messages of runs not answered yet (this one,
             // and follow-ups queued behind it); this run's message goes last.
-            let rows = rt.store.history(&req.session_key, 400).unwrap_or_default();
             let msgs: Vec<_> = rows
                 .iter()
                 .filter(|r| {
@@ -167,20 +180,24 @@ pub async fn execute(
             let outcome = loop {
                 tokio::select! {
                     biased;
-                    r = abort.wait_for(|a| a.is_some()) => {
-                        let reason = r.map(|v| v.unwrap_or("rpc")).unwrap_or("rpc");
-                        break Err(reason);
-                    }
+                    // The watch guard stays inside this future: it must not live across the
+                    // awaits in the other branches.
+                    reason = async {
+                        match abort.wait_for(|a| a.is_some()).await {
+                            Ok(v) => v.unwrap_or("rpc"),
+                            Err(_) => "rpc",
+                        }
+                    } => break Err(reason),
                     _ = &mut deadline => break Err("timeout"),
                     ev = rx.recv() => {
                         if let Some(ev) = ev {
-                            on_event(gw, &mut em, req, ev, &mut text, &mut provider, &mut model, &mut usage);
+                            on_event(gw, &mut em, req, ev, &mut text, &mut provider, &mut model, &mut usage).await;
                         }
                     }
                     end = &mut looped => {
                         // The loop awaited every send, so all its events are queued: handle them.
                         while let Ok(ev) = rx.try_recv() {
-                            on_event(gw, &mut em, req, ev, &mut text, &mut provider, &mut model, &mut usage);
+                            on_event(gw, &mut em, req, ev, &mut text, &mut provider, &mut model, &mut usage).await;
                         }
                         break Ok(end);
                     }
@@ -261,38 +278,43 @@ pub async fn execute(
                     provider.as_deref().zip(model.as_deref()),
                     ended,
                 );
-                append(gw, &req.session_key, &partial, &req.run_id, None);
+                append(gw, &req.session_key, partial, &req.run_id, None).await;
             }
             em.chat("aborted", extra);
             ("timeout", stop.to_string(), None)
         }
     };
-    let _ = rt.store.finish_run(
-        &req.run_id,
-        status,
-        Some(&stop_reason),
-        error.as_deref(),
-        ended,
-        Some(&json!({"text": text, "provider": provider, "model": model})),
-    );
-    let _ = rt.store.add_usage(
-        &req.session_key,
-        usage.input as i64,
-        usage.output as i64,
-        ended,
-    );
     let session_status = match status {
         "ok" => "done",
         "error" => "failed",
         _ => "killed",
     };
-    let _ = rt.store.set_status(&req.session_key, session_status, ended);
-    let row = rt
+    // One store round trip for the run's end.
+    let (rid, key) = (req.run_id.clone(), req.session_key.clone());
+    let (stop, err) = (stop_reason.clone(), error.clone());
+    let result = json!({"text": text, "provider": provider, "model": model});
+    let (inp, out) = (usage.input as i64, usage.output as i64);
+    let session = rt
         .store
-        .get_session(&req.session_key)
+        .call(move |store| {
+            if let Err(e) = store.finish_run(
+                &rid,
+                status,
+                Some(&stop),
+                err.as_deref(),
+                ended,
+                Some(&result),
+            ) {
+                warn!(run = %rid, "cannot record the end of a run: {e}");
+            }
+            let _ = store.add_usage(&key, inp, out, ended);
+            let _ = store.set_status(&key, session_status, ended);
+            store.get_session(&key)
+        })
+        .await
         .ok()
-        .flatten()
-        .map(|s| crate::methods::sessions::row_json(gw, &s));
+        .flatten();
+    let row = session.map(|s| crate::methods::sessions::row_json(gw, &s));
     sessions_changed(gw, &req.session_key, "agent.run.ended", row);
     RunSummary {
         run_id: req.run_id.clone(),
@@ -312,9 +334,9 @@ pub async fn execute(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn on_event(
+async fn on_event(
     gw: &Gateway,
-    em: &mut RunEmitter,
+    em: &mut RunEmitter<'_>,
     req: &RunRequest,
     ev: RunEvent,
     text: &mut String,
@@ -379,10 +401,11 @@ fn on_event(
             append(
                 gw,
                 &req.session_key,
-                &content,
+                content,
                 &req.run_id,
-                Some(&usage_json(u)),
-            );
+                Some(usage_json(u)),
+            )
+            .await;
             text.clear();
         }
         RunEvent::ToolStart { call } => {
@@ -403,7 +426,7 @@ fn on_event(
             );
             let content =
                 transcript::tool_result_message(&call, &output.content, output.is_error, now_ms());
-            append(gw, &req.session_key, &content, &req.run_id, None);
+            append(gw, &req.session_key, content, &req.run_id, None).await;
         }
     }
 }
@@ -418,15 +441,17 @@ fn tool_title(name: &str, args: &Value) -> String {
 }
 
 /// A queued run dropped by `chat.abort` before it started.
-pub fn aborted_before_start(gw: &Gateway, req: &RunRequest) -> RunSummary {
+pub async fn aborted_before_start(gw: &Gateway, req: &RunRequest) -> RunSummary {
     let now = now_ms();
     let mut em = RunEmitter::new(gw, &req.run_id, &req.session_key, req.initiator);
     em.agent("lifecycle", json!({"phase": "end", "status": "cancelled", "aborted": true, "stopReason": "rpc", "endedAt": now}));
     em.chat("aborted", json!({"stopReason": "rpc"}));
+    let rid = req.run_id.clone();
     let _ = gw
         .chat
         .store
-        .finish_run(&req.run_id, "timeout", Some("rpc"), None, now, None);
+        .call(move |store| store.finish_run(&rid, "timeout", Some("rpc"), None, now, None))
+        .await;
     RunSummary {
         run_id: req.run_id.clone(),
         session_key: req.session_key.clone(),

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod exec;
+pub mod prune;
 pub mod transcript;
 
 use crate::devices::now_ms;
@@ -10,7 +11,7 @@ use crate::state::Gateway;
 use clawgate_agent::providers::Provider;
 use clawgate_agent::tools::Tool;
 use clawgate_config::{AgentDefaults, QueueMode};
-use clawgate_store::Store;
+use clawgate_store::StoreHandle;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -19,8 +20,21 @@ use tokio::sync::watch;
 
 /// Follow-up messages waiting behind a running one, per session.
 pub const MAX_QUEUED_PER_SESSION: usize = 32;
-/// Finished run summaries kept in memory for `agent.wait`.
+/// Finished run summaries kept in memory for `agent.wait` (older ones are answered from the
+/// store). `CLAWGATE_MAX_FINISHED_RUNS` overrides it for tests.
 const MAX_FINISHED: usize = 1024;
+/// Runs accepted but not started yet, over all sessions (queued behind their session's run or
+/// waiting for one of the `agents.defaults.maxConcurrent` slots). Beyond it new runs are refused.
+/// `CLAWGATE_MAX_WAITING_RUNS` overrides it for tests.
+pub const MAX_WAITING_RUNS: usize = 256;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -63,7 +77,7 @@ struct Lane {
 }
 
 pub struct ChatRuntime {
-    pub store: Arc<Store>,
+    pub store: StoreHandle,
     pub providers: HashMap<String, Arc<Provider>>,
     pub tools: Arc<Vec<Box<dyn Tool>>>,
     pub workspace: PathBuf,
@@ -76,6 +90,12 @@ pub struct ChatRuntime {
     active: Mutex<HashMap<String, ActiveRun>>,
     done: Mutex<HashMap<String, watch::Sender<Option<RunSummary>>>>,
     finished_order: Mutex<VecDeque<String>>,
+    /// One permit per run executing at once (`agents.defaults.maxConcurrent`).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Accepted runs that have not started (lane queues plus runs waiting for a slot).
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+    max_finished: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,9 +107,25 @@ pub enum Submitted {
     Queued,
 }
 
+/// A place among the runs waiting to start; see [`ChatRuntime::reserve`].
+pub struct Reservation<'a> {
+    rt: &'a ChatRuntime,
+    used: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.rt
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
 impl ChatRuntime {
     pub fn new(
-        store: Arc<Store>,
+        store: StoreHandle,
         providers: HashMap<String, Arc<Provider>>,
         tools: Arc<Vec<Box<dyn Tool>>>,
         workspace: PathBuf,
@@ -104,12 +140,16 @@ impl ChatRuntime {
             workspace,
             state_dir,
             config_file: None,
-            cfg,
             max_output_bytes,
             lanes: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             done: Mutex::new(HashMap::new()),
             finished_order: Mutex::new(VecDeque::new()),
+            slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent.max(1))),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: env_usize("CLAWGATE_MAX_WAITING_RUNS", MAX_WAITING_RUNS),
+            max_finished: env_usize("CLAWGATE_MAX_FINISHED_RUNS", MAX_FINISHED),
+            cfg,
         }
     }
 
@@ -119,13 +159,64 @@ impl ChatRuntime {
         self
     }
 
+    /// (running, accepted but not started, waiters: runs whose end `agent.wait` can still
+    /// await or read, bounded by the finished runs kept).
+    pub fn run_counts(&self) -> (usize, usize, usize) {
+        let running = self
+            .cfg
+            .max_concurrent
+            .max(1)
+            .saturating_sub(self.slots.available_permits());
+        let waiting = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
+        (running, waiting, lock(&self.done).len())
+    }
+
     /// `"<provider>/<model>"` of the default model, when one is configured.
     pub fn default_model(&self) -> Option<&str> {
         self.cfg.model.as_deref()
     }
 
-    /// Queues or starts a run in its session's lane.
-    pub fn submit(&self, gw: &Arc<Gateway>, req: RunRequest) -> Result<Submitted, String> {
+    /// Reserves a place among the runs waiting to start (checked before anything is stored,
+    /// so a refused run leaves no trace). Dropping the reservation unused gives it back.
+    pub fn reserve(&self, session_key: &str) -> Result<Reservation<'_>, String> {
+        use std::sync::atomic::Ordering;
+        if lock(&self.lanes)
+            .get(session_key)
+            .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_SESSION)
+        {
+            return Err(format!(
+                "this session already has {MAX_QUEUED_PER_SESSION} messages waiting; wait for the current run or abort it"
+            ));
+        }
+        let max = self.max_waiting;
+        if self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(format!(
+                "the gateway is busy: {max} runs are already waiting to start \
+                 (agents.defaults.maxConcurrent = {}); try again later",
+                self.cfg.max_concurrent
+            ));
+        }
+        Ok(Reservation {
+            rt: self,
+            used: false,
+        })
+    }
+
+    /// Queues or starts a run in its session's lane, using a reservation from [`reserve`].
+    pub fn submit(
+        &self,
+        gw: &Arc<Gateway>,
+        mut slot: Reservation<'_>,
+        req: RunRequest,
+    ) -> Result<Submitted, String> {
+        use std::sync::atomic::Ordering;
+        slot.used = true;
         let (tx, _) = watch::channel(None);
         lock(&self.done).insert(req.run_id.clone(), tx);
         let mut lanes = lock(&self.lanes);
@@ -138,6 +229,7 @@ impl ChatRuntime {
         }
         if lane.queue.len() >= MAX_QUEUED_PER_SESSION {
             lock(&self.done).remove(&req.run_id);
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(format!(
                 "this session already has {MAX_QUEUED_PER_SESSION} messages waiting; wait for the current run or abort it"
             ));
@@ -163,28 +255,49 @@ impl ChatRuntime {
             },
         );
         let gw = gw.clone();
+        let slots = self.slots.clone();
         tokio::spawn(async move {
-            let summary = exec::execute(&gw, &req, abort_rx).await;
-            let rt = &gw.chat;
-            rt.finish(&gw, summary);
+            let mut abort_rx = abort_rx;
+            // A run takes one of the maxConcurrent slots before it starts; aborted while
+            // waiting, it ends without ever starting.
+            let permit = tokio::select! {
+                p = slots.acquire_owned() => p.ok(),
+                _ = abort_rx.wait_for(|a| a.is_some()) => None,
+            };
+            gw.chat
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            let aborted = abort_rx.borrow().is_some();
+            let summary = match permit {
+                Some(_) if !aborted => {
+                    let s = exec::execute(&gw, &req, abort_rx).await;
+                    drop(permit);
+                    s
+                }
+                _ => exec::aborted_before_start(&gw, &req).await,
+            };
+            gw.chat.finish(&gw, summary);
         });
+    }
+
+    /// Publishes a finished run's summary to its waiters and bounds how many are kept.
+    fn record_finished(&self, summary: &RunSummary) {
+        if let Some(tx) = lock(&self.done).get(&summary.run_id) {
+            tx.send_replace(Some(summary.clone()));
+        }
+        let mut order = lock(&self.finished_order);
+        order.push_back(summary.run_id.clone());
+        while order.len() > self.max_finished {
+            if let Some(old) = order.pop_front() {
+                lock(&self.done).remove(&old);
+            }
+        }
     }
 
     /// Records the end of a run and starts the next one in its lane.
     fn finish(&self, gw: &Arc<Gateway>, summary: RunSummary) {
         lock(&self.active).remove(&summary.run_id);
-        if let Some(tx) = lock(&self.done).get(&summary.run_id) {
-            tx.send_replace(Some(summary.clone()));
-        }
-        {
-            let mut order = lock(&self.finished_order);
-            order.push_back(summary.run_id.clone());
-            while order.len() > MAX_FINISHED {
-                if let Some(old) = order.pop_front() {
-                    lock(&self.done).remove(&old);
-                }
-            }
-        }
+        self.record_finished(&summary);
         let next = {
             let mut lanes = lock(&self.lanes);
             let Some(lane) = lanes.get_mut(&summary.session_key) else {
@@ -254,10 +367,12 @@ impl ChatRuntime {
         }
         for q in dropped {
             ids.push(q.run_id.clone());
-            let summary = exec::aborted_before_start(gw, &q);
-            if let Some(tx) = lock(&self.done).get(&q.run_id) {
-                tx.send_replace(Some(summary));
-            }
+            self.waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            let summary = exec::aborted_before_start(gw, &q).await;
+            // Like any finished run: its waiters get the summary, and it counts against the
+            // bound of kept summaries (it used to stay in `done` forever).
+            self.record_finished(&summary);
         }
         for mut w in waits {
             let _ = tokio::time::timeout(
@@ -322,58 +437,120 @@ pub enum TurnError {
 }
 
 /// Stores the user message durably, records the run, and queues it in the session's lane.
-/// Shared by `chat.send`, `agent` and the channels.
-pub fn start_turn(
+/// Shared by `chat.send`, `agent` and the channels. One store round trip.
+pub async fn start_turn(
     gw: &Arc<Gateway>,
     key: &str,
     run_id: &str,
     text: &str,
     initiator: Option<u64>,
 ) -> Result<(), TurnError> {
+    start_claimed_turn(gw, key, run_id, text, initiator, None)
+        .await
+        .map(|_| ())
+}
+
+/// [`start_turn`] that first claims `run_id` as the idempotency key of `method` (when given),
+/// in the same store round trip. A key already claimed starts nothing and returns
+/// [`Claim::Existing`](clawgate_store::Claim::Existing).
+pub async fn start_claimed_turn(
+    gw: &Arc<Gateway>,
+    key: &str,
+    run_id: &str,
+    text: &str,
+    initiator: Option<u64>,
+    method: Option<&'static str>,
+) -> Result<clawgate_store::Claim, TurnError> {
     use crate::chat::events::{session_message, sessions_changed};
-    let store = &gw.chat.store;
+    use clawgate_store::Claim;
+    let slot = match gw.chat.reserve(key) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            // A retry of a key already claimed still gets its run, even when busy.
+            if let Some(m) = method {
+                let rid = run_id.to_string();
+                let existing = gw
+                    .chat
+                    .store
+                    .call(move |s| s.idempotency_run(m, &rid))
+                    .await
+                    .map_err(|e| TurnError::Store(e.to_string()))?;
+                if let Some(run_id) = existing {
+                    return Ok(Claim::Existing { run_id });
+                }
+            }
+            return Err(TurnError::Busy(busy));
+        }
+    };
     let now = now_ms();
-    let err = |e: clawgate_store::StoreError| TurnError::Store(e.to_string());
-    let session = store
-        .ensure_session(key, crate::keys::agent_of(key), now)
-        .map_err(err)?;
-    let user_key = format!("{run_id}:user");
     let content = transcript::user_message(text, now);
-    let row = store
-        .append_entry(&clawgate_store::NewEntry {
-            session_key: key,
-            role: "user",
-            content: &content,
-            run_id: Some(run_id),
-            idempotency_key: Some(&user_key),
-            usage: None,
-            meta: None,
-            ts: now,
+    let (k, rid) = (key.to_string(), run_id.to_string());
+    let started = gw
+        .chat
+        .store
+        .call(move |store| {
+            if let Some(m) = method {
+                if let Claim::Existing { run_id } = store.claim_idempotency(&rid, m, &rid, now)? {
+                    return Ok(Err(run_id));
+                }
+            }
+            let session = store.ensure_session(&k, crate::keys::agent_of(&k), now)?;
+            let user_key = format!("{rid}:user");
+            let row = store.append_entry(&clawgate_store::NewEntry {
+                session_key: &k,
+                role: "user",
+                content: &content,
+                run_id: Some(&rid),
+                idempotency_key: Some(&user_key),
+                usage: None,
+                meta: None,
+                ts: now,
+            })?;
+            store.insert_run(&rid, &k, &session.session_id, now)?;
+            Ok(Ok((session, row)))
         })
-        .map_err(err)?;
+        .await
+        .map_err(|e| TurnError::Store(e.to_string()))?;
+    let (session, row) = match started {
+        Ok(x) => x,
+        Err(run_id) => return Ok(Claim::Existing { run_id }),
+    };
     session_message(gw, key, &transcript::wire(&row), &row.id, row.seq);
-    store
-        .insert_run(run_id, key, &session.session_id, now)
-        .map_err(err)?;
     sessions_changed(
         gw,
         key,
         "send",
         Some(crate::methods::sessions::row_json(gw, &session)),
     );
-    gw.chat
-        .submit(
-            gw,
-            RunRequest {
-                run_id: run_id.to_string(),
-                session_key: key.to_string(),
-                session_id: session.session_id,
-                user_text: text.to_string(),
-                initiator,
-            },
-        )
-        .map_err(TurnError::Busy)?;
-    Ok(())
+    let submitted = gw.chat.submit(
+        gw,
+        slot,
+        RunRequest {
+            run_id: run_id.to_string(),
+            session_key: key.to_string(),
+            session_id: session.session_id,
+            user_text: text.to_string(),
+            initiator,
+        },
+    );
+    if let Err(e) = submitted {
+        // Lost a race for the session's queue after storing: end the run record and free
+        // the key, so a retry with the same key starts afresh.
+        let (rid, msg, ended) = (run_id.to_string(), e.clone(), now_ms());
+        let _ = gw
+            .chat
+            .store
+            .call(move |s| {
+                s.finish_run(&rid, "error", Some("error"), Some(&msg), ended, None)?;
+                if let Some(m) = method {
+                    s.forget_idempotency(m, &rid)?;
+                }
+                Ok(())
+            })
+            .await;
+        return Err(TurnError::Busy(e));
+    }
+    Ok(Claim::New)
 }
 
 /// A stored run as the `agent.wait` / idempotent-retry status.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
-    Box::pin(async move { Ok(crate::channels::status_json(&ctx.gw)) })
+    Box::pin(async move { Ok(crate::channels::status_json(&ctx.gw).await) })
 }
 
 /// Queues `text` to `to` on `channel` under an idempotency key, then waits briefly for the
@@ -48,24 +48,32 @@ async fn send_text(
     }
     let store = &ctx.gw.chat.store;
     let now = now_ms();
-    let mut ids = Vec::new();
-    for (i, c) in chunk_text(text, tg.cfg.text_chunk_limit).iter().enumerate() {
-        let dedupe = format!("send:{key}:{i}");
-        let row = NewOutbox {
-            channel: "telegram",
-            account: "default",
-            chat_id: chat,
-            thread_id: None,
-            reply_to: None,
-            text: c,
-            dedupe_key: &dedupe,
-            inbound_id: None,
-            now,
-        };
-        if let Some(id) = store.enqueue_outbox(&row).map_err(store_err)? {
-            ids.push(id);
-        }
-    }
+    let chunks = chunk_text(text, tg.cfg.text_chunk_limit);
+    let (chat_s, key_s) = (chat.to_string(), key.to_string());
+    let ids = store
+        .call(move |s| {
+            let mut ids = Vec::new();
+            for (i, c) in chunks.iter().enumerate() {
+                let dedupe = format!("send:{key_s}:{i}");
+                let row = NewOutbox {
+                    channel: "telegram",
+                    account: "default",
+                    chat_id: &chat_s,
+                    thread_id: None,
+                    reply_to: None,
+                    text: c,
+                    dedupe_key: &dedupe,
+                    inbound_id: None,
+                    now,
+                };
+                if let Some(id) = s.enqueue_outbox(&row)? {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })
+        .await
+        .map_err(store_err)?;
     tg.outbox_wake().notify_one();
     // Report the platform message id when delivery is quick; the outbox keeps trying otherwise.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -77,7 +85,11 @@ async fn send_text(
     let mut message_id = None;
     if let Some(first) = ids.first().copied() {
         loop {
-            match store.get_outbox(first).map_err(store_err)? {
+            match store
+                .call(move |s| s.get_outbox(first))
+                .await
+                .map_err(store_err)?
+            {
                 Some(row) if row.status == "sent" => {
                     status = "sent";
                     message_id = row.platform_message_id;
@@ -166,11 +178,14 @@ pub fn pairing_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .get("channel")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty());
+        let channel = channel.map(String::from);
+        let now = now_ms();
         let reqs = ctx
             .gw
             .chat
             .store
-            .list_pairing_requests(channel, now_ms(), TTL_MS)
+            .call(move |s| s.list_pairing_requests(channel.as_deref(), now, TTL_MS))
+            .await
             .map_err(store_err)?;
         let requests: Vec<Value> = reqs
             .iter()
@@ -188,11 +203,13 @@ pub fn pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let code = req_str("pairing.approve", &p, "code")?
             .trim()
             .to_ascii_uppercase();
+        let (ch, cd, now) = (channel.clone(), code.clone(), now_ms());
         let approved = ctx
             .gw
             .chat
             .store
-            .approve_pairing(&channel, &code, now_ms(), TTL_MS)
+            .call(move |s| s.approve_pairing(&ch, &cd, now, TTL_MS))
+            .await
             .map_err(store_err)?
             .ok_or_else(|| {
                 ErrorShape::invalid(format!(

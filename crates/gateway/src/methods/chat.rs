@@ -32,25 +32,40 @@ fn message_param(method: &str, p: &serde_json::Map<String, Value>) -> Result<Str
 }
 
 /// Where a new run stands after an idempotent retry.
-fn existing_status(ctx: &Ctx, run_id: &str) -> Value {
+async fn existing_status(ctx: &Ctx, run_id: &str) -> Value {
     if ctx.gw.chat.is_active(run_id) {
         return json!({"runId": run_id, "status": "in_flight"});
     }
-    match ctx.gw.chat.store.get_run(run_id) {
+    let rid = run_id.to_string();
+    match ctx.gw.chat.store.call(move |s| s.get_run(&rid)).await {
         Ok(Some(row)) => stored_status(&row),
         _ => json!({"runId": run_id, "status": "in_flight"}),
     }
 }
 
 /// Stores the user message and queues the run. `Err` for bad input or storage failures.
-fn start_run(ctx: &Ctx, key: &str, run_id: &str, text: &str) -> Result<(), ErrorShape> {
-    crate::chat::start_turn(&ctx.gw, key, run_id, text, Some(ctx.session.conn_id)).map_err(|e| {
-        match e {
-            crate::chat::TurnError::Store(m) => {
-                ErrorShape::unavailable(format!("state database error: {m}"))
-            }
-            crate::chat::TurnError::Busy(m) => ErrorShape::unavailable(m),
+/// Claims the idempotency key of `method` and, when new, starts the run (one store round trip).
+async fn start_run(
+    ctx: &Ctx,
+    method: &'static str,
+    key: &str,
+    run_id: &str,
+    text: &str,
+) -> Result<Claim, ErrorShape> {
+    crate::chat::start_claimed_turn(
+        &ctx.gw,
+        key,
+        run_id,
+        text,
+        Some(ctx.session.conn_id),
+        Some(method),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::chat::TurnError::Store(m) => {
+            ErrorShape::unavailable(format!("state database error: {m}"))
         }
+        crate::chat::TurnError::Busy(m) => ErrorShape::unavailable(m),
     })
 }
 
@@ -82,7 +97,15 @@ async fn command(
         "/model" => {
             let arg = arg.trim();
             if arg.is_empty() {
-                let row = ctx.gw.chat.store.get_session(key).ok().flatten();
+                let k = key.to_string();
+                let row = ctx
+                    .gw
+                    .chat
+                    .store
+                    .call(move |s| s.get_session(&k))
+                    .await
+                    .ok()
+                    .flatten();
                 let (p, m) = super::sessions::resolved_model(&ctx.gw, row.as_ref());
                 format!(
                     "Model: {}/{}",
@@ -92,10 +115,14 @@ async fn command(
             } else if let Err(e) = validate_model(&ctx.gw, arg) {
                 e
             } else {
-                let store = &ctx.gw.chat.store;
-                if let Err(e) =
-                    store.set_model_override(key, keys::agent_of(key), Some(arg), now_ms())
-                {
+                let (k, m, now) = (key.to_string(), arg.to_string(), now_ms());
+                let set = ctx
+                    .gw
+                    .chat
+                    .store
+                    .call(move |s| s.set_model_override(&k, keys::agent_of(&k), Some(&m), now))
+                    .await;
+                if let Err(e) = set {
                     return Some(Err(store_err(e)));
                 }
                 format!("Model set to {arg} for this session.")
@@ -130,18 +157,10 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         if let Some(r) = command(ctx, &key, &run_id, &text).await {
             return r;
         }
-        match ctx
-            .gw
-            .chat
-            .store
-            .claim_idempotency(&run_id, "chat.send", &run_id, now_ms())
-            .map_err(store_err)?
-        {
-            Claim::Existing { run_id } => return Ok(existing_status(ctx, &run_id)),
-            Claim::New => {}
+        match start_run(ctx, "chat.send", &key, &run_id, &text).await? {
+            Claim::Existing { run_id } => Ok(existing_status(ctx, &run_id).await),
+            Claim::New => Ok(json!({"runId": run_id, "status": "started"})),
         }
-        start_run(ctx, &key, &run_id, &text)?;
-        Ok(json!({"runId": run_id, "status": "started"}))
     })
 }
 
@@ -155,9 +174,19 @@ pub fn history(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let limit = opt_u64("chat.history", &p, "limit", 1, 1000)?.unwrap_or(200) as usize;
         let max_bytes = opt_u64("chat.history", &p, "maxBytes", 1024, 64 * 1024 * 1024)?;
         let gw = &ctx.gw;
-        let store = &gw.chat.store;
-        let rows = store.history(&key, limit).map_err(store_err)?;
-        let total = store.count_entries(&key).map_err(store_err)?;
+        let k = key.clone();
+        let (rows, total, session) = gw
+            .chat
+            .store
+            .call(move |s| {
+                Ok((
+                    s.history(&k, limit)?,
+                    s.count_entries(&k)?,
+                    s.get_session(&k)?,
+                ))
+            })
+            .await
+            .map_err(store_err)?;
         let mut messages: Vec<Value> = rows.iter().map(transcript::wire).collect();
         if let Some(max) = max_bytes {
             // Keep the newest messages that fit.
@@ -172,7 +201,6 @@ pub fn history(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             }
             messages.drain(..keep);
         }
-        let session = store.get_session(&key).map_err(store_err)?;
         Ok(json!({
             "sessionKey": requested,
             "sessionId": session.as_ref().map(|s| s.session_id.clone()),
@@ -212,23 +240,26 @@ pub fn inject(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             ));
         }
         let gw = &ctx.gw;
-        let store = &gw.chat.store;
         let now = now_ms();
-        store
-            .ensure_session(&key, keys::agent_of(&key), now)
-            .map_err(store_err)?;
         let content = transcript::assistant_message(&text, &[], None, Some("injected"), None, now);
-        let row = store
-            .append_entry(&NewEntry {
-                session_key: &key,
-                role: "assistant",
-                content: &content,
-                run_id: None,
-                idempotency_key: None,
-                usage: None,
-                meta: None,
-                ts: now,
+        let k = key.clone();
+        let row = gw
+            .chat
+            .store
+            .call(move |s| {
+                s.ensure_session(&k, keys::agent_of(&k), now)?;
+                s.append_entry(&NewEntry {
+                    session_key: &k,
+                    role: "assistant",
+                    content: &content,
+                    run_id: None,
+                    idempotency_key: None,
+                    usage: None,
+                    meta: None,
+                    ts: now,
+                })
             })
+            .await
             .map_err(store_err)?;
         session_message(gw, &key, &transcript::wire(&row), &row.id, row.seq);
         let run_id = format!("inject-{}", row.id);
@@ -256,7 +287,8 @@ pub fn wait(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             return Ok(wait_reply(&s));
         }
         if !ctx.gw.chat.is_active(&run_id) {
-            if let Ok(Some(row)) = ctx.gw.chat.store.get_run(&run_id) {
+            let rid = run_id.clone();
+            if let Ok(Some(row)) = ctx.gw.chat.store.call(move |s| s.get_run(&rid)).await {
                 if row.status != "running" {
                     return Ok(stored_status(&row));
                 }
@@ -333,7 +365,7 @@ pub fn agent(
             .map_err(|e| ErrorShape::invalid_params("agent", e))?;
             let timeout_s = opt_u64("agent", &p, "timeout", 0, 172_800)?.unwrap_or(600).max(1);
             let gw = &ctx.gw;
-            let claim = gw.chat.store.claim_idempotency(&run_id, "agent", &run_id, now_ms()).map_err(store_err)?;
+            let claim = start_run(ctx, "agent", &key, &run_id, &text).await?;
             if let Claim::Existing { run_id } = claim {
                 if !gw.chat.is_active(&run_id) {
                     if let Some(s) = gw.chat.wait(&run_id, Duration::ZERO).await {
@@ -341,10 +373,9 @@ pub fn agent(
                         return Ok(());
                     }
                 }
-                ctx.outlet.send(frame::response_ok(&id, &existing_status(ctx, &run_id)));
+                ctx.outlet.send(frame::response_ok(&id, &existing_status(ctx, &run_id).await));
                 return Ok(());
             }
-            start_run(ctx, &key, &run_id, &text)?;
             let mut accepted = json!({"runId": run_id, "agentId": keys::agent_of(&key), "status": "accepted", "acceptedAt": now_ms()});
             if session_key_param.is_some() {
                 accepted["sessionKey"] = json!(key);

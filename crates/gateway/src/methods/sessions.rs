@@ -87,7 +87,8 @@ pub fn list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let (rows, total) = gw
             .chat
             .store
-            .list_sessions(limit, offset)
+            .call(move |s| s.list_sessions(limit, offset))
+            .await
             .map_err(store_err)?;
         let sessions: Vec<Value> = rows.iter().map(|r| row_json(gw, r)).collect();
         let next = (offset + rows.len() < total).then_some(offset + rows.len());
@@ -103,7 +104,13 @@ pub fn describe(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("sessions.describe", params)?;
         let key = key_param("sessions.describe", &p, "key")?;
-        let row = ctx.gw.chat.store.get_session(&key).map_err(store_err)?;
+        let row = ctx
+            .gw
+            .chat
+            .store
+            .call(move |s| s.get_session(&key))
+            .await
+            .map_err(store_err)?;
         Ok(json!({"session": row.map(|r| row_json(&ctx.gw, &r))}))
     })
 }
@@ -113,7 +120,13 @@ pub fn get(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let p = object("sessions.get", params)?;
         let key = key_param("sessions.get", &p, "key")?;
         let limit = opt_u64("sessions.get", &p, "limit", 1, 1000)?.unwrap_or(200) as usize;
-        let rows = ctx.gw.chat.store.history(&key, limit).map_err(store_err)?;
+        let rows = ctx
+            .gw
+            .chat
+            .store
+            .call(move |s| s.history(&key, limit))
+            .await
+            .map_err(store_err)?;
         Ok(json!({"messages": rows.iter().map(transcript::wire).collect::<Vec<_>>()}))
     })
 }
@@ -140,45 +153,52 @@ pub fn patch(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let p = object("sessions.patch", params)?;
         let key = key_param("sessions.patch", &p, "key")?;
         let gw = &ctx.gw;
-        let store = &gw.chat.store;
         let agent = keys::agent_of(&key).to_string();
         let now = now_ms();
-        let mut row = store.ensure_session(&key, &agent, now).map_err(store_err)?;
-        if let Some(m) = p.get("model") {
-            let model = match m {
-                Value::Null => None,
-                Value::String(s) if s.is_empty() => None,
-                Value::String(s) => {
-                    validate_model(gw, s)
-                        .map_err(|e| ErrorShape::invalid_params("sessions.patch", e))?;
-                    Some(s.as_str())
+        // Validate everything first, then apply in one store round trip.
+        let model: Option<Option<String>> = match p.get("model") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if s.is_empty() => Some(None),
+            Some(Value::String(s)) => {
+                validate_model(gw, s)
+                    .map_err(|e| ErrorShape::invalid_params("sessions.patch", e))?;
+                Some(Some(s.clone()))
+            }
+            Some(_) => {
+                return Err(ErrorShape::invalid_params(
+                    "sessions.patch",
+                    "at /model: must be string or null",
+                ))
+            }
+        };
+        let label: Option<Option<String>> = match p.get("label") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if s.chars().count() <= 100 => Some(Some(s.clone())),
+            Some(_) => {
+                return Err(ErrorShape::invalid_params(
+                    "sessions.patch",
+                    "at /label: must be a string of at most 100 characters or null",
+                ))
+            }
+        };
+        let k = key.clone();
+        let row = gw
+            .chat
+            .store
+            .call(move |s| {
+                let mut row = s.ensure_session(&k, &agent, now)?;
+                if let Some(m) = model {
+                    row = s.set_model_override(&k, &agent, m.as_deref(), now)?;
                 }
-                _ => {
-                    return Err(ErrorShape::invalid_params(
-                        "sessions.patch",
-                        "at /model: must be string or null",
-                    ))
+                if let Some(l) = label {
+                    row = s.set_label(&k, &agent, l.as_deref(), now)?;
                 }
-            };
-            row = store
-                .set_model_override(&key, &agent, model, now)
-                .map_err(store_err)?;
-        }
-        if let Some(l) = p.get("label") {
-            let label = match l {
-                Value::Null => None,
-                Value::String(s) if s.chars().count() <= 100 => Some(s.as_str()),
-                _ => {
-                    return Err(ErrorShape::invalid_params(
-                        "sessions.patch",
-                        "at /label: must be a string of at most 100 characters or null",
-                    ))
-                }
-            };
-            row = store
-                .set_label(&key, &agent, label, now)
-                .map_err(store_err)?;
-        }
+                Ok(row)
+            })
+            .await
+            .map_err(store_err)?;
         let (provider, model) = resolved_model(gw, Some(&row));
         let rj = row_json(gw, &row);
         sessions_changed(gw, &key, "patch", Some(rj.clone()));
@@ -202,10 +222,12 @@ pub fn reset(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
 pub async fn do_reset(ctx: &Ctx, key: &str) -> Result<Value, ErrorShape> {
     let gw = &ctx.gw;
     gw.chat.abort(gw, key, None).await;
+    let (k, now) = (key.to_string(), now_ms());
     let row = gw
         .chat
         .store
-        .reset_session(key, keys::agent_of(key), now_ms())
+        .call(move |s| s.reset_session(&k, keys::agent_of(&k), now))
+        .await
         .map_err(store_err)?;
     let (provider, model) = resolved_model(gw, Some(&row));
     sessions_changed(gw, key, "reset", Some(row_json(gw, &row)));
@@ -227,7 +249,13 @@ pub fn delete(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         }
         let gw = &ctx.gw;
         gw.chat.abort(gw, &key, None).await;
-        let deleted = gw.chat.store.delete_session(&key).map_err(store_err)?;
+        let k = key.clone();
+        let deleted = gw
+            .chat
+            .store
+            .call(move |s| s.delete_session(&k))
+            .await
+            .map_err(store_err)?;
         sessions_changed(gw, &key, "delete", None);
         Ok(json!({"ok": true, "key": key, "deleted": deleted, "archived": []}))
     })

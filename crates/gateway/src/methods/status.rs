@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let gw = &ctx.gw;
+        let (running, waiting, kept) = gw.chat.run_counts();
         Ok(json!({
             "runtimeVersion": crate::state::VERSION,
             "gateway": {
@@ -17,6 +18,10 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             "queuedSystemEvents": [],
             "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": [{"agentId": "main", "path": "[redacted]", "count": 0, "recent": []}]},
             "processMemory": {"rssBytes": rss_bytes()},
+            "agentRuns": {
+                "running": running, "waiting": waiting, "maxConcurrent": gw.chat.cfg.max_concurrent,
+                "waiters": kept,
+            },
         }))
     })
 }
