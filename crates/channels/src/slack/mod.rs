@@ -1,0 +1,5 @@
+//! Slack: config, request verification, Events API parsing, Markdown → mrkdwn, the Web API
+//! client and Socket Mode. Plain library pieces; the gateway's channel seam wires them.
+
+pub mod config;
+pub mod verify;
