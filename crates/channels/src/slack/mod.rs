@@ -2,4 +2,5 @@
 //! client and Socket Mode. Plain library pieces; the gateway's channel seam wires them.
 
 pub mod config;
+pub mod events;
 pub mod verify;
