@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod events;
+pub mod format;
 pub mod verify;
