@@ -5,4 +5,5 @@ pub mod api;
 pub mod config;
 pub mod events;
 pub mod format;
+pub mod socket;
 pub mod verify;
