@@ -225,7 +225,8 @@ pub fn to_inbound(
         return Err("message from a bot");
     }
     if let Some(st) = subtype {
-        if !ACCEPTED_SUBTYPES.contains(&st) && !(st == "bot_message" && opts.allow_bots) {
+        let accepted = ACCEPTED_SUBTYPES.contains(&st) || (st == "bot_message" && opts.allow_bots);
+        if !accepted {
             return Err("message subtype that is not a user request");
         }
     }

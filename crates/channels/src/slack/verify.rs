@@ -99,6 +99,22 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// [`Verifier::verify`] against the system clock.
+    pub fn verify_now(
+        &self,
+        timestamp: Option<&[u8]>,
+        signature: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.verify(timestamp, signature, body, now)
+    }
+}
+
 fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b
         .iter()
