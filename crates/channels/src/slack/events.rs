@@ -215,9 +215,14 @@ pub fn to_inbound(
     let user = e["user"].as_str().unwrap_or_default();
     let bot_id = e["bot_id"].as_str();
     let app_id = e["app_id"].as_str().or(e["bot_profile"]["app_id"].as_str());
+    // Every event's `api_app_id` is our own app id, so a message carrying it is ours too.
+    let own_app = me
+        .app_id
+        .as_deref()
+        .or(Some(cb.api_app_id.as_str()).filter(|a| !a.is_empty()));
     let own = (!user.is_empty() && user == me.user_id)
         || (bot_id.is_some() && bot_id == me.bot_id.as_deref())
-        || (app_id.is_some() && app_id == me.app_id.as_deref());
+        || (app_id.is_some() && app_id == own_app);
     if own {
         return Err("the bot's own message");
     }
@@ -519,6 +524,13 @@ mod tests {
             "text": "x", "ts": "1.2", "channel_type": "channel"});
         assert_eq!(
             to_inbound(&cb(e), &me(), &opts),
+            Err("the bot's own message")
+        );
+        // Identity unknown (auth.test not yet done): the envelope's api_app_id still tells.
+        let e = json!({"type": "message", "channel": "C0CHAN", "user": "U0X", "bot_id": "B0X",
+            "app_id": "A0001", "text": "x", "ts": "1.2", "channel_type": "channel"});
+        assert_eq!(
+            to_inbound(&cb(e), &BotIdentity::default(), &opts),
             Err("the bot's own message")
         );
     }
