@@ -5,6 +5,7 @@
 //! - [`events`]: Events API bodies → `url_verification` challenge or an [`crate::InboundMessage`]
 //!   (self/bot filtering, mentions, the `(team, channel, ts)` dedupe key);
 //! - [`format`]: model Markdown → Slack mrkdwn;
+//! - [`http`]: the HTTP-mode gate (verify → parse → what to answer) in one call;
 //! - [`reply`]: reply threading per `replyToMode`, session keys, mrkdwn chunks;
 //! - [`api`]: the Web API client with errors classified for the outbox;
 //! - [`socket`]: Socket Mode frames and the connection driver.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod events;
 pub mod format;
+pub mod http;
 pub mod reply;
 pub mod socket;
 pub mod verify;
