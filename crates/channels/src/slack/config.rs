@@ -227,6 +227,23 @@ impl SlackConfig {
             .map(|(_, g)| g)
     }
 
+    /// The group list for `access::Policy::groups`, with `groupPolicy` applied: `disabled` →
+    /// none (every channel message is dropped), `allowlist` → the `channels.<id>` entries,
+    /// `open` → those plus a `*` entry with the defaults (mention required).
+    pub fn access_groups(&self) -> Vec<(String, GroupConfig)> {
+        match self.group_policy {
+            GroupPolicy::Disabled => Vec::new(),
+            GroupPolicy::Allowlist => self.channels.clone(),
+            GroupPolicy::Open => {
+                let mut g = self.channels.clone();
+                if !g.iter().any(|(k, _)| k == "*") {
+                    g.push(("*".into(), default_channel_config()));
+                }
+                g
+            }
+        }
+    }
+
     /// Semantic errors as `(key, message)`, keys in full (`channels.slack.botToken`). Empty
     /// when the channel is disabled or everything is in order. A missing credential for the
     /// chosen mode is an error: the gateway must refuse to start.
@@ -535,6 +552,63 @@ mod tests {
             ..c
         };
         assert!(c.channel("C0CHAN").is_none());
+    }
+
+    #[test]
+    fn group_policy_shapes_the_access_groups() {
+        use crate::access::{decide, Decision, Policy};
+        use crate::{ChatType, InboundMessage};
+        let quiet = GroupConfig {
+            require_mention: false,
+            enabled: true,
+        };
+        let c = SlackConfig {
+            channels: vec![("C0LISTED".into(), quiet)],
+            ..socket_ok()
+        };
+        let msg = |chat: &str, mentioned: bool| InboundMessage {
+            channel: "slack".into(),
+            account: "default".into(),
+            chat_id: chat.into(),
+            chat_type: ChatType::Group,
+            sender_id: "U0USER".into(),
+            sender_name: None,
+            thread_id: None,
+            message_id: "1.2".into(),
+            text: "hi".into(),
+            mentioned,
+        };
+        let run = |policy: GroupPolicy, chat: &str, mentioned: bool| {
+            let c = SlackConfig {
+                group_policy: policy,
+                ..c.clone()
+            };
+            let groups = c.access_groups();
+            let p = Policy {
+                dm_policy: c.dm_policy,
+                allow_from: &[],
+                groups: &groups,
+            };
+            decide(&p, &msg(chat, mentioned), false)
+        };
+        assert_eq!(
+            run(GroupPolicy::Allowlist, "C0LISTED", false),
+            Decision::Process
+        );
+        assert!(matches!(
+            run(GroupPolicy::Allowlist, "C0OTHER", true),
+            Decision::Drop(_)
+        ));
+        assert_eq!(run(GroupPolicy::Open, "C0OTHER", true), Decision::Process);
+        assert!(matches!(
+            run(GroupPolicy::Open, "C0OTHER", false),
+            Decision::Drop(_)
+        ));
+        assert_eq!(run(GroupPolicy::Open, "C0LISTED", false), Decision::Process);
+        assert!(matches!(
+            run(GroupPolicy::Disabled, "C0LISTED", true),
+            Decision::Drop(_)
+        ));
     }
 
     #[test]

@@ -32,6 +32,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Largest frame/message accepted from the socket (Slack's envelopes are a few KB).
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
+
 /// A Socket Mode frame from Slack.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -265,11 +268,14 @@ type Ws =
 impl SocketModeSession {
     /// Connects to a `wss://` (or, for tests, `ws://`) URL and waits for `hello`.
     pub async fn connect(url: &str, opts: SocketOptions) -> Result<SocketModeSession, SocketError> {
-        let (mut ws, _) =
-            tokio::time::timeout(opts.connect_timeout, tokio_tungstenite::connect_async(url))
-                .await
-                .map_err(|_| SocketError::Connect("timed out".into()))?
-                .map_err(|e| SocketError::Connect(connect_error(&e)))?;
+        let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME_BYTES))
+            .max_frame_size(Some(MAX_FRAME_BYTES));
+        let connecting = tokio_tungstenite::connect_async_with_config(url, Some(cfg), true);
+        let (mut ws, _) = tokio::time::timeout(opts.connect_timeout, connecting)
+            .await
+            .map_err(|_| SocketError::Connect("timed out".into()))?
+            .map_err(|e| SocketError::Connect(connect_error(&e)))?;
         let queue = opts.queue.max(1);
         let mut early: Vec<SocketEvent> = Vec::new();
         let hello = tokio::time::timeout(opts.hello_timeout, async {
@@ -857,6 +863,26 @@ mod tests {
                 code: Some(1001),
                 reason: "bye".into()
             }))
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_ends_the_session() {
+        let (l, url) = listener().await;
+        tokio::spawn(async move {
+            let mut ws = accept(&l).await;
+            ws.send(Message::Text(HELLO.into())).await.unwrap();
+            let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_FRAME_BYTES + 1));
+            let _ = ws.send(Message::Text(big.into())).await;
+            let _ = next_text(&mut ws).await;
+        });
+        let mut s = within(SocketModeSession::connect(&url, opts()))
+            .await
+            .unwrap();
+        let ev = within(s.next_event()).await;
+        assert!(
+            matches!(ev, Some(SocketEvent::Ended(EndReason::Error(_)))),
+            "{ev:?}"
         );
     }
 
