@@ -6,6 +6,7 @@ pub mod access;
 pub mod chunk;
 pub mod pairing;
 pub mod session_key;
+pub mod slack;
 pub mod telegram;
 
 use serde::{Deserialize, Serialize};
