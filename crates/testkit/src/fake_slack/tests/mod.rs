@@ -1,0 +1,1 @@
+//! Tests acting as real clients of the fake Slack.
