@@ -16,8 +16,11 @@ use super::{events, Call, Fault, SentMessage};
 use crate::fake_telegram::params::Params;
 
 /// Methods the fake implements; others answer `unknown_method`.
-const METHODS: [&str; 7] = [
+const METHODS: [&str; 10] = [
     "auth.test",
+    "conversations.info",
+    "conversations.replies",
+    "users.info",
     "chat.postMessage",
     "chat.update",
     "conversations.open",
@@ -273,6 +276,9 @@ fn run(
         "conversations.open" => conversations_open(shared, params),
         "reactions.add" => reaction(shared, params, true),
         "reactions.remove" => reaction(shared, params, false),
+        "conversations.info" => conversations_info(shared, params),
+        "conversations.replies" => conversations_replies(shared, params),
+        "users.info" => users_info(shared, params),
         _ => Err(err("unknown_method")),
     }
 }
@@ -374,7 +380,10 @@ fn post_message(shared: &Arc<Shared>, params: &Params) -> ApiResult {
     let kind = st.channel_type(&channel);
     drop(st);
     if cfg.echo_bot_messages {
-        let echo = events::bot_echo(shared, &channel, kind, &ts, &text, thread_ts.as_deref());
+        let mut echo = events::bot_echo(shared, &channel, kind, &ts, &text, thread_ts.as_deref());
+        if let Some(b) = &message.get("blocks") {
+            echo["blocks"] = (*b).clone();
+        }
         let (envelope, _) = events::envelope(shared, echo);
         events::dispatch(shared, envelope);
     }
@@ -383,7 +392,7 @@ fn post_message(shared: &Arc<Shared>, params: &Params) -> ApiResult {
     ))
 }
 
-fn update(shared: &Shared, params: &Params) -> ApiResult {
+fn update(shared: &Arc<Shared>, params: &Params) -> ApiResult {
     let requested = arg(params, "channel").ok_or_else(|| err("channel_not_found"))?;
     let ts = arg(params, "ts").ok_or_else(|| err("message_not_found"))?;
     let mut st = lock(&shared.state);
@@ -397,6 +406,7 @@ fn update(shared: &Shared, params: &Params) -> ApiResult {
     }
     let (text, blocks) = message_content(shared, params)?;
     let edited_ts = st.alloc_ts();
+    let previous = message.clone();
     message["text"] = json!(text);
     if let Some(b) = &blocks {
         message["blocks"] = b.clone();
@@ -414,6 +424,23 @@ fn update(shared: &Shared, params: &Params) -> ApiResult {
         reply_broadcast: false,
         at: Instant::now(),
     });
+    let kind = st.channel_type(&channel);
+    drop(st);
+    if cfg.echo_bot_messages {
+        let event = json!({
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": true,
+            "channel": channel,
+            "message": message,
+            "previous_message": previous,
+            "event_ts": edited_ts,
+            "ts": edited_ts,
+            "channel_type": kind,
+        });
+        let (envelope, _) = events::envelope(shared, event);
+        events::dispatch(shared, envelope);
+    }
     Ok(obj(json!({
         "channel": channel,
         "ts": ts,
@@ -513,4 +540,110 @@ fn connections_open(shared: &Shared) -> ApiResult {
         shared.addr, shared.cfg.app_id
     );
     Ok(obj(json!({ "url": url })))
+}
+
+fn conversations_info(shared: &Shared, params: &Params) -> ApiResult {
+    let id = arg(params, "channel").ok_or_else(|| err("channel_not_found"))?;
+    let st = lock(&shared.state);
+    let known = st.channels.get(&id).cloned();
+    let lenient = !shared.cfg.strict_channels && is_id(&id, &['C', 'G', 'D']);
+    if st.gone.contains(&id) || (known.is_none() && !lenient) {
+        return Err(err("channel_not_found"));
+    }
+    let c = known.unwrap_or_default();
+    let kind = st.channel_type(&id);
+    let member = c.member || (lenient && !st.channels.contains_key(&id));
+    let mut channel = json!({
+        "id": id,
+        "created": 1_700_000_000,
+        "is_channel": kind == "channel",
+        "is_group": kind == "group",
+        "is_im": kind == "im",
+        "is_mpim": kind == "mpim",
+        "is_private": kind != "channel",
+        "is_archived": c.archived,
+        "is_general": false,
+        "is_shared": false,
+        "is_ext_shared": false,
+        "is_org_shared": false,
+        "is_member": member,
+        "context_team_id": shared.cfg.team_id,
+    });
+    if kind == "im" {
+        let user = st
+            .dms
+            .iter()
+            .find(|(_, d)| **d == id)
+            .map(|(u, _)| u.clone());
+        channel["user"] = json!(user);
+    } else {
+        channel["name"] = json!(format!("chan-{}", id.to_ascii_lowercase()));
+    }
+    Ok(obj(json!({ "channel": channel })))
+}
+
+fn conversations_replies(shared: &Shared, params: &Params) -> ApiResult {
+    let id = arg(params, "channel").ok_or_else(|| err("channel_not_found"))?;
+    let ts = arg(params, "ts").ok_or_else(|| err("thread_not_found"))?;
+    let limit = params
+        .i64("limit")
+        .ok()
+        .flatten()
+        .filter(|l| *l > 0)
+        .unwrap_or(1000) as usize;
+    let st = lock(&shared.state);
+    if st.gone.contains(&id) {
+        return Err(err("channel_not_found"));
+    }
+    let Some(parent) = st.message(&id, &ts) else {
+        return Err(err("thread_not_found"));
+    };
+    let mut messages = vec![parent.clone()];
+    if let Some(all) = st.messages.get(&id) {
+        // BTreeMap order is ts order (same-length "<unix>.<6 digits>" strings).
+        messages.extend(
+            all.values()
+                .filter(|m| m["thread_ts"] == ts.as_str() && m["ts"] != ts.as_str())
+                .cloned(),
+        );
+    }
+    let has_more = messages.len() > limit;
+    messages.truncate(limit);
+    Ok(obj(json!({
+        "messages": messages,
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": ""},
+    })))
+}
+
+fn users_info(shared: &Shared, params: &Params) -> ApiResult {
+    let id = arg(params, "user").ok_or_else(|| err("user_not_found"))?;
+    if !is_id(&id, &['U', 'W']) {
+        return Err(err("user_not_found"));
+    }
+    let cfg = &shared.cfg;
+    let is_bot = id == cfg.bot_user_id;
+    let name = if is_bot {
+        cfg.bot_name.clone()
+    } else {
+        format!("user-{}", id.to_ascii_lowercase())
+    };
+    let mut user = json!({
+        "id": id,
+        "team_id": cfg.team_id,
+        "name": name,
+        "deleted": false,
+        "real_name": name,
+        "tz": "Europe/Berlin",
+        "tz_offset": 3600,
+        "is_admin": false,
+        "is_owner": false,
+        "is_bot": is_bot,
+        "is_app_user": false,
+        "profile": {"real_name": name, "display_name": name},
+    });
+    if is_bot {
+        user["profile"]["bot_id"] = json!(cfg.bot_id);
+    }
+    Ok(obj(json!({ "user": user })))
 }

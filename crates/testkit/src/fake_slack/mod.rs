@@ -3,7 +3,8 @@
 //!
 //! - the **Web API** at `{api_root}/<method>` (`api_root` = `http://127.0.0.1:PORT/api`):
 //!   `auth.test`, `chat.postMessage`, `chat.update`, `conversations.open`,
-//!   `reactions.add`, `reactions.remove`, `apps.connections.open`; JSON, form and query
+//!   `conversations.info`, `conversations.replies`, `users.info`, `reactions.add`,
+//!   `reactions.remove`, `apps.connections.open`; JSON, form and query
 //!   parameters; `Authorization: Bearer` (or a `token` form field) with `not_authed`,
 //!   `invalid_auth`, `not_allowed_token_type`; HTTP 200 `{"ok":false,"error":…}` for
 //!   app errors; injectable [`Fault`]s (429 + `Retry-After`, error codes, 5xx, hangs, resets);
@@ -66,8 +67,9 @@ pub struct FakeSlackConfig {
     pub max_text_chars: usize,
     /// Unknown well-formed channel ids get `channel_not_found` instead of being accepted.
     pub strict_channels: bool,
-    /// After each `chat.postMessage`, deliver the post back as a `message` event (with
-    /// `bot_id`), as Slack does when the app subscribes to the channel's messages.
+    /// After each `chat.postMessage` / `chat.update`, deliver the post back as a `message`
+    /// event (with `bot_id`) / a `message_changed` event, as Slack does when the app
+    /// subscribes to the conversation's messages.
     pub echo_bot_messages: bool,
     /// Where Events API requests go (None: events use Socket Mode).
     pub request_url: Option<String>,
@@ -81,7 +83,8 @@ pub struct FakeSlackConfig {
     pub socket_max_retries: u32,
     /// After a `refresh_requested` / `warning` disconnect, the socket is closed this much later.
     pub disconnect_close_after: Duration,
-    /// When set, the server sends a WebSocket ping this often on every connection.
+    /// When set, the server sends a WebSocket ping this often on every connection (Slack's
+    /// servers ping their Socket Mode clients; the exact interval is not documented).
     pub server_ping_interval: Option<Duration>,
     /// Emulated `chat.postMessage` rate limit: one post per channel per interval.
     pub post_message_interval: Option<Duration>,
@@ -114,7 +117,7 @@ impl Default for FakeSlackConfig {
             socket_ack_timeout: Duration::from_secs(3),
             socket_max_retries: 3,
             disconnect_close_after: Duration::from_secs(10),
-            server_ping_interval: None,
+            server_ping_interval: Some(Duration::from_secs(10)),
             post_message_interval: None,
         }
     }

@@ -565,3 +565,78 @@ fn blocking_constructor_serves_from_its_own_runtime() {
     let r = rt.block_on(bot(&fake, "auth.test", json!({})));
     r.expect_ok();
 }
+
+#[tokio::test]
+async fn conversations_replies_returns_the_thread() {
+    let fake = FakeSlack::start().await;
+    let root = fake.channel_message("C0CHAN", "U0USER", "question");
+    let root_ts = root["ts"].as_str().unwrap().to_string();
+    fake.deliver_event(root);
+    fake.deliver_event(fake.thread_reply("C0CHAN", "U0OTHER", "me too", &root_ts));
+    let r = bot(
+        &fake,
+        "chat.postMessage",
+        json!({"channel": "C0CHAN", "text": "answer", "thread_ts": root_ts}),
+    )
+    .await;
+    assert_eq!(r.expect_ok()["message"]["parent_user_id"], "U0USER");
+    post(&fake, "C0CHAN", "unrelated top-level").await;
+    let r = bot(
+        &fake,
+        "conversations.replies",
+        json!({"channel": "C0CHAN", "ts": root_ts}),
+    )
+    .await;
+    let texts: Vec<&str> = r.expect_ok()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["question", "me too", "answer"]);
+    assert_eq!(r.body["has_more"], false);
+    let r = bot(
+        &fake,
+        "conversations.replies",
+        json!({"channel": "C0CHAN", "ts": root_ts, "limit": 2}),
+    )
+    .await;
+    assert_eq!(r.expect_ok()["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["has_more"], true);
+    bot(
+        &fake,
+        "conversations.replies",
+        json!({"channel": "C0CHAN", "ts": "1.000009"}),
+    )
+    .await
+    .expect_error("thread_not_found");
+}
+
+#[tokio::test]
+async fn conversations_info_and_users_info() {
+    let fake = FakeSlack::start().await;
+    fake.add_channel("C0OUT", false);
+    let r = bot(&fake, "conversations.info", json!({"channel": "C0OUT"})).await;
+    let c = &r.expect_ok()["channel"];
+    assert_eq!(
+        (c["is_channel"].as_bool(), c["is_member"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let dm = fake.dm_channel("U0ALICE");
+    let r = bot(&fake, "conversations.info", json!({"channel": dm})).await;
+    assert_eq!(r.expect_ok()["channel"]["is_im"], true);
+    assert_eq!(r.body["channel"]["user"], "U0ALICE");
+    fake.delete_channel("C0GONE");
+    bot(&fake, "conversations.info", json!({"channel": "C0GONE"}))
+        .await
+        .expect_error("channel_not_found");
+    let r = bot(&fake, "users.info", json!({"user": "U0ALICE"})).await;
+    let u = &r.expect_ok()["user"];
+    assert_eq!(u["id"], "U0ALICE");
+    assert_eq!(u["is_bot"], false);
+    let r = bot(&fake, "users.info", json!({"user": "U0BOT"})).await;
+    assert_eq!(r.expect_ok()["user"]["is_bot"], true);
+    bot(&fake, "users.info", json!({"user": "nobody"}))
+        .await
+        .expect_error("user_not_found");
+}

@@ -432,3 +432,32 @@ async fn bot_posts_can_be_echoed_back_as_message_events() {
     assert_eq!(ev["text"], "the answer");
     assert!(verify(&hits[0], fake.signing_secret()));
 }
+
+#[tokio::test]
+async fn bot_edits_can_be_echoed_as_message_changed() {
+    let fake = FakeSlack::start_with(FakeSlackConfig {
+        echo_bot_messages: true,
+        ..FakeSlackConfig::fast()
+    })
+    .await;
+    let ts = post(&fake, "C0CHAN", "draft").await["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ep = Endpoint::start(vec![]).await;
+    fake.set_request_url(Some(&ep.url()));
+    bot(
+        &fake,
+        "chat.update",
+        json!({"channel": "C0CHAN", "ts": ts, "text": "final"}),
+    )
+    .await
+    .expect_ok();
+    let hits = wait_hits(&fake, &ep, 1).await;
+    let ev = &hits[0].json()["event"];
+    assert_eq!(ev["subtype"], "message_changed");
+    assert_eq!(ev["message"]["ts"], ts.as_str());
+    assert_eq!(ev["message"]["text"], "final");
+    assert_eq!(ev["message"]["bot_id"], "B0BOT");
+    assert_eq!(ev["previous_message"]["text"], "draft");
+}
