@@ -27,6 +27,35 @@ pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// `application/x-www-form-urlencoded` text of a JSON object's fields (strings as they
+/// are, other values as JSON), e.g. for [`FakeSlack::slash_command`](super::FakeSlack::slash_command).
+pub fn form_body(fields: &Value) -> String {
+    let enc = |s: &str| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    let Some(obj) = fields.as_object() else {
+        return String::new();
+    };
+    obj.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{}={}", enc(k), enc(&v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// How to spoil one signed request, for negative tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tamper {
@@ -113,7 +142,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, envelope: Value) {
             let task = tokio::spawn(deliver(shared.clone(), url, envelope));
             shared.track(task.abort_handle());
         }
-        None => socket::enqueue(shared, envelope),
+        None => socket::enqueue(shared, "events_api", envelope),
     }
 }
 

@@ -37,7 +37,7 @@ use tokio::task::AbortHandle;
 
 use state::{is_id, lock, Shared};
 
-pub use events::{sign, Tamper};
+pub use events::{form_body, sign, Tamper};
 
 /// Default credentials and identities of a fake workspace.
 pub const DEFAULT_BOT_TOKEN: &str = "xoxb-1111111111-2222222222222-FakeBotTokenValue";
@@ -623,6 +623,53 @@ impl FakeSlack {
         ev
     }
 
+    /// Stores a file and returns its `file` object; `url_private` (and
+    /// `url_private_download`) serve the bytes only with the bot token in
+    /// `Authorization: Bearer`, and Slack's HTML sign-in page otherwise.
+    pub fn add_file(&self, name: &str, mimetype: &str, bytes: &[u8]) -> Value {
+        let mut st = lock(&self.shared.state);
+        st.next_file += 1;
+        let id = format!("F0FAKE{:04}", st.next_file);
+        let team = &self.shared.cfg.team_id;
+        let path = format!("/files-pri/{team}-{id}/{name}");
+        let download = format!("/files-pri/{team}-{id}/download/{name}");
+        st.files
+            .insert(path.clone(), (mimetype.to_string(), bytes.to_vec()));
+        let base = format!("http://{}", self.shared.addr);
+        json!({
+            "id": id,
+            "created": state::unix_now(),
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit_once('.').map(|(_, e)| e).unwrap_or("binary"),
+            "user_team": team,
+            "mode": "hosted",
+            "is_external": false,
+            "is_public": false,
+            "size": bytes.len(),
+            "url_private": format!("{base}{path}"),
+            "url_private_download": format!("{base}{download}"),
+        })
+    }
+
+    /// A user's message sharing `files` (objects from [`FakeSlack::add_file`]):
+    /// `subtype: file_share`, as Slack sends an upload with a comment.
+    pub fn file_share_message(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        files: Vec<Value>,
+    ) -> Value {
+        let mut msg = self.channel_message(channel, user, text);
+        msg["subtype"] = json!("file_share");
+        msg["files"] = Value::Array(files);
+        msg["upload"] = json!(false);
+        msg["display_as_bot"] = json!(false);
+        msg
+    }
+
     /// A message with another `subtype` (`channel_join`, `thread_broadcast`, `file_share`, …).
     pub fn subtype_message(&self, channel: &str, user: &str, subtype: &str, text: &str) -> Value {
         let mut msg = self.channel_message(channel, user, text);
@@ -852,6 +899,34 @@ impl FakeSlack {
     /// Text frames other than acks that the app sent.
     pub fn other_frames(&self) -> Vec<(u64, String)> {
         lock(&self.shared.socket).other_frames.clone()
+    }
+
+    /// Queues a Socket Mode envelope of another `kind` (`slash_commands`, `interactive`)
+    /// with `accepts_response_payload: true`; it is sent once (no redelivery) and its ack
+    /// (which may carry a `payload`) shows up in [`FakeSlack::acks`].
+    pub fn deliver_socket_envelope(&self, kind: &str, payload: Value) {
+        socket::enqueue(&self.shared, kind, payload);
+    }
+
+    /// A slash command's form fields as Slack sends them (HTTP body or Socket Mode payload).
+    pub fn slash_command(&self, channel: &str, user: &str, command: &str, text: &str) -> Value {
+        let cfg = &self.shared.cfg;
+        let trigger = format!("{}.{}", self.next_ts().replace('.', ""), "fake");
+        json!({
+            "token": cfg.verification_token,
+            "team_id": cfg.team_id,
+            "team_domain": cfg.team_domain,
+            "channel_id": channel,
+            "channel_name": format!("chan-{}", channel.to_ascii_lowercase()),
+            "user_id": user,
+            "user_name": format!("user-{}", user.to_ascii_lowercase()),
+            "command": command,
+            "text": text,
+            "api_app_id": cfg.app_id,
+            "is_enterprise_install": "false",
+            "response_url": format!("http://{}/commands/{}/{trigger}", self.shared.addr, cfg.team_id),
+            "trigger_id": trigger,
+        })
     }
 
     /// Sends `{"type":"disconnect","reason":REASON,"debug_info":{…}}` on every open

@@ -278,10 +278,12 @@ fn on_text(shared: &Shared, conn: u64, text: &str) {
     shared.notify();
 }
 
-/// Queues an `event_callback` body for delivery over Socket Mode.
-pub(crate) fn enqueue(shared: &Shared, payload: Value) {
+/// Queues an envelope payload of this `type` (`events_api`, `slash_commands`,
+/// `interactive`) for delivery over Socket Mode.
+pub(crate) fn enqueue(shared: &Shared, kind: &str, payload: Value) {
     let event_id = payload["event_id"].as_str().unwrap_or_default().to_string();
     lock(&shared.socket).pending.push(Pending {
+        kind: kind.to_string(),
         event_id,
         payload,
         envelope_ids: Vec::new(),
@@ -333,7 +335,8 @@ fn pump(shared: &Shared) -> Option<Instant> {
                 next = Some(next.map_or(due, |n: Instant| n.min(due)));
                 continue;
             }
-            if p.retry_attempt >= max_retries {
+            // Only Events API envelopes are redelivered.
+            if p.retry_attempt >= max_retries || p.kind != "events_api" {
                 given_up.push(p.event_id.clone());
                 p.acked = true; // removed below
                 continue;
@@ -346,14 +349,23 @@ fn pump(shared: &Shared) -> Option<Instant> {
             continue;
         };
         let envelope_id = uuid::Uuid::new_v4().to_string();
-        let frame = json!({
-            "envelope_id": envelope_id,
-            "payload": p.payload,
-            "type": "events_api",
-            "accepts_response_payload": false,
-            "retry_attempt": p.retry_attempt,
-            "retry_reason": if p.retry_attempt == 0 { "" } else { "timeout" },
-        });
+        let frame = if p.kind == "events_api" {
+            json!({
+                "envelope_id": envelope_id,
+                "payload": p.payload,
+                "type": "events_api",
+                "accepts_response_payload": false,
+                "retry_attempt": p.retry_attempt,
+                "retry_reason": if p.retry_attempt == 0 { "" } else { "timeout" },
+            })
+        } else {
+            json!({
+                "envelope_id": envelope_id,
+                "payload": p.payload,
+                "type": p.kind,
+                "accepts_response_payload": true,
+            })
+        };
         if tx.try_send(ConnCmd::Text(frame.to_string())).is_err() {
             continue;
         }

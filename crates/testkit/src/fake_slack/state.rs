@@ -67,6 +67,9 @@ impl Conn {
 /// An events_api envelope waiting for its ack.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
+    /// The envelope `type`: `events_api`, `slash_commands` or `interactive`.
+    pub kind: String,
+    /// The `event_id` of an `event_callback` (empty for other payloads).
     pub event_id: String,
     pub payload: Value,
     /// Every envelope id this event was sent under (a late ack of any of them counts).
@@ -193,6 +196,9 @@ pub(crate) struct State {
     /// Emulated `chat.postMessage` limit: one post per channel per interval.
     pub post_interval: Option<Duration>,
     pub last_post: HashMap<String, Instant>,
+    /// `/files-pri/…` path → (mimetype, bytes).
+    pub files: HashMap<String, (String, Vec<u8>)>,
+    pub next_file: u64,
 }
 
 impl State {

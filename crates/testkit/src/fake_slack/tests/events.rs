@@ -461,3 +461,63 @@ async fn bot_edits_can_be_echoed_as_message_changed() {
     assert_eq!(ev["message"]["bot_id"], "B0BOT");
     assert_eq!(ev["previous_message"]["text"], "draft");
 }
+
+#[tokio::test]
+async fn slash_commands_are_signed_form_posts() {
+    let fake = fast_fake().await;
+    let ep = Endpoint::start(vec![]).await;
+    fake.set_request_url(Some(&ep.url()));
+    let cmd = fake.slash_command("C0CHAN", "U0USER", "/claw", "hello world & more");
+    let body = crate::fake_slack::form_body(&cmd);
+    assert!(body.contains("command=%2Fclaw"), "{body}");
+    assert!(body.contains("text=hello%20world%20%26%20more"), "{body}");
+    let a = fake
+        .post_signed(
+            body.as_bytes(),
+            "application/x-www-form-urlencoded",
+            Tamper::None,
+        )
+        .await;
+    assert_eq!(a.status, Some(200));
+    let hit = &ep.hits()[0];
+    assert!(verify(hit, fake.signing_secret()));
+    assert_eq!(hit.body, body.as_bytes());
+}
+
+#[tokio::test]
+async fn url_private_needs_the_bot_token() {
+    let fake = fast_fake().await;
+    let file = fake.add_file("notes.txt", "text/plain", b"file bytes");
+    let msg = fake.file_share_message("C0CHAN", "U0USER", "see attached", vec![file.clone()]);
+    assert_eq!(msg["subtype"], "file_share");
+    assert_eq!(msg["files"][0]["id"], file["id"]);
+    let get = |url: &str, token: Option<&str>| {
+        let url = url.to_string();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        async move {
+            let target = crate::fake_telegram::client::split_url(&url).unwrap();
+            let mut headers = vec![];
+            if let Some(a) = &auth {
+                headers.push(("Authorization", a.as_str()));
+            }
+            crate::fake_telegram::client::http_request(&target, "GET", &headers, b"", TIMEOUT)
+                .await
+                .unwrap()
+        }
+    };
+    for key in ["url_private", "url_private_download"] {
+        let url = file[key].as_str().unwrap();
+        let r = get(url, Some(fake.bot_token())).await;
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"file bytes"[..]),
+            "{key}"
+        );
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        let r = get(url, None).await;
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("Sign in"), "{key}: {}", r.text());
+        let r = get(url, Some("xoxb-wrong")).await;
+        assert!(r.text().contains("Sign in"));
+    }
+}

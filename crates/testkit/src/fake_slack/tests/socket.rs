@@ -351,3 +351,24 @@ async fn non_ack_frames_are_recorded() {
     assert_eq!(fake.other_frames()[0].1, "not json");
     assert!(fake.acks().is_empty());
 }
+
+#[tokio::test]
+async fn slash_command_envelopes_accept_a_response_payload() {
+    let fake = fast_fake().await;
+    let (mut ws, _) = connect(&fake).await;
+    let cmd = fake.slash_command("C0CHAN", "U0USER", "/claw", "status");
+    fake.deliver_socket_envelope("slash_commands", cmd);
+    let env = next_json(&mut ws).await;
+    assert_eq!(env["type"], "slash_commands");
+    assert_eq!(env["accepts_response_payload"], true);
+    assert_eq!(env["payload"]["command"], "/claw");
+    assert_eq!(env["payload"]["text"], "status");
+    let reply = json!({"envelope_id": env["envelope_id"], "payload": {"text": "ok"}});
+    ws.send(Message::text(reply.to_string())).await.unwrap();
+    let acks = fake.wait_for_acks(1, TIMEOUT).await;
+    assert_eq!(acks[0].raw["payload"]["text"], "ok");
+    // Not redelivered even unacked: slash commands are not retried.
+    fake.deliver_socket_envelope("slash_commands", json!({"command": "/claw"}));
+    next_json(&mut ws).await;
+    assert!(silent_for(&mut ws, Duration::from_millis(900)).await);
+}
