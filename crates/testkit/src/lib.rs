@@ -2,11 +2,13 @@
 //! WebSocket/HTTP to it. Everything goes over real loopback sockets.
 
 pub mod fake_llm;
+pub mod fake_slack;
 pub mod fake_telegram;
 pub mod gateway;
 pub mod ws;
 
 pub use fake_llm::FakeLlm;
+pub use fake_slack::FakeSlack;
 pub use fake_telegram::FakeTelegram;
 pub use gateway::GatewayProcess;
 pub use ws::RawWs;

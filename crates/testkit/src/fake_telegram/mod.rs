@@ -15,12 +15,12 @@
 //! sendMessage, sendChatAction, editMessageText, deleteMessage, setMessageReaction,
 //! setMyCommands, getMyCommands, deleteMyCommands, answerCallbackQuery; others → 404.
 
-mod client;
+pub(crate) mod client;
 mod entities;
 mod markdown;
 mod messages;
 mod methods;
-mod params;
+pub(crate) mod params;
 mod server;
 mod state;
 #[cfg(test)]
