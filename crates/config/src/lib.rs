@@ -72,7 +72,16 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// `gateway.maxConnections`: authenticated WebSocket connections at once.
+    pub max_connections: usize,
+    /// `gateway.maxBufferedBytesTotal`: outbound bytes queued across all connections.
+    pub max_buffered_bytes_total: usize,
 }
+
+/// Default `gateway.maxConnections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Default `gateway.maxBufferedBytesTotal` (256 MiB).
+pub const DEFAULT_MAX_BUFFERED_BYTES_TOTAL: usize = 256 * 1024 * 1024;
 
 /// Which wire API a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,6 +308,8 @@ impl Default for Config {
                 },
                 allowed_origins: Vec::new(),
                 trusted_proxies: Vec::new(),
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_buffered_bytes_total: DEFAULT_MAX_BUFFERED_BYTES_TOTAL,
             },
             providers: Vec::new(),
             agent: AgentDefaults::default(),

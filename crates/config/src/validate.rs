@@ -347,7 +347,15 @@ pub(crate) fn parse(
 }
 
 fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
-    const KEYS: &[&str] = &["host", "port", "auth", "allowedOrigins", "trustedProxies"];
+    const KEYS: &[&str] = &[
+        "host",
+        "port",
+        "auth",
+        "allowedOrigins",
+        "trustedProxies",
+        "maxConnections",
+        "maxBufferedBytesTotal",
+    ];
     let Some(entries) = ctx.mapping(node, "gateway", KEYS) else {
         return;
     };
@@ -374,6 +382,17 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 }
             }
             "auth" => auth(ctx, v, cfg),
+            "maxConnections" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
+                    cfg.gateway.max_connections = n as usize;
+                }
+            }
+            "maxBufferedBytesTotal" => {
+                // At least 1 MiB, at most 64 GiB.
+                if let Some(n) = ctx.integer(v, &key, 1 << 20, 1 << 36) {
+                    cfg.gateway.max_buffered_bytes_total = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+            }
             "allowedOrigins" => {
                 if let Some(list) = ctx.string_list(v, &key) {
                     for (i, (o, pos)) in list.into_iter().enumerate() {
