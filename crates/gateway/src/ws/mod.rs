@@ -167,7 +167,8 @@ where
     // is not read until one finishes. Replies carry their ids; event `seq` is assigned at
     // broadcast time under the registry lock, so it is unaffected.
     let mut inflight = FuturesUnordered::new();
-    // Request text held by running requests; reading pauses at MAX_PAYLOAD.
+    // What running requests hold (text length plus VALUE_WEIGHT per JSON value); reading
+    // pauses at MAX_PAYLOAD.
     let mut inflight_bytes = 0usize;
     let read = next_owned(reader);
     tokio::pin!(read);
@@ -182,30 +183,31 @@ where
                 if inflight.len() < MAX_IN_FLIGHT && inflight_bytes < MAX_PAYLOAD => {
                 let mut stop = incoming.is_terminal();
                 match incoming {
-                    Incoming::Text(text) => match Request::parse(&text) {
-                        Ok(req) => {
-                            let len = text.len();
-                            inflight_bytes += len;
+                    Incoming::Text(text) => match Request::parse_weighed(&text) {
+                        Ok((req, weight)) => {
+                            // Counted by what the parsed request may hold, not its text.
+                            inflight_bytes += weight;
                             let ctx = &ctx;
                             inflight.push(async move {
                                 methods::dispatch(ctx, req).await;
-                                len
+                                weight
                             });
                         }
-                        Err(FrameError::NotRequest) => {
+                        Err(e @ (FrameError::NotRequest | FrameError::TooManyValues)) => {
                             // Answer when the frame names an id we can echo; otherwise close.
-                            let id = serde_json::from_str::<serde_json::Value>(&text)
-                                .ok()
-                                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
-                            match id {
+                            let msg = match e {
+                                FrameError::TooManyValues => "frame has too many JSON values",
+                                _ => "invalid request frame",
+                            };
+                            match frame::request_id(&text) {
                                 Some(id) => {
                                     outlet.send(frame::response_err(
                                         &id,
-                                        &ErrorShape::invalid("invalid request frame"),
+                                        &ErrorShape::invalid(msg),
                                         None,
                                     ));
                                 }
-                                None => outlet.close(close::POLICY, "invalid request frame"),
+                                None => outlet.close(close::POLICY, msg),
                             }
                         }
                         Err(FrameError::NotJson) => outlet.close(close::POLICY, "invalid request frame"),
