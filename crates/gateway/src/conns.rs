@@ -505,3 +505,51 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_queue_is_shed_to_make_room_and_counts_return_to_zero() {
+        let budget = Budget::new(1000);
+        let (slow, slow_q) = Outlet::new(10_000, budget.clone());
+        let (fast, fast_q) = Outlet::new(10_000, budget.clone());
+        budget.join(1, &slow);
+        budget.join(2, &fast);
+        for _ in 0..9 {
+            assert!(slow.send("x".repeat(100)));
+        }
+        assert_eq!(budget.queued(), 900);
+        // Passing the total sheds the slow reader, whose queue is dropped at once.
+        assert!(fast.send("y".repeat(200)));
+        assert!(slow.overflowed() && slow.is_closed());
+        assert!(!fast.is_closed());
+        assert_eq!(budget.queued(), 200);
+        // The sender holding the largest queue is the one closed.
+        assert!(!fast.send("z".repeat(900)));
+        assert!(fast.overflowed());
+        assert_eq!(budget.queued(), 0, "its own queue is dropped too");
+        drop((slow_q, fast_q));
+        assert_eq!(budget.queued(), 0);
+        // Nothing is accepted once the writer is gone.
+        let (o, q) = Outlet::new(10_000, budget.clone());
+        drop(q);
+        assert!(!o.send("late".into()));
+        assert_eq!(budget.queued(), 0);
+    }
+
+    #[test]
+    fn a_shed_queue_keeps_its_close_frame() {
+        let budget = Budget::new(1 << 20);
+        let (o, mut q) = Outlet::new(250, budget.clone());
+        assert!(o.send("a".repeat(200)));
+        assert!(!o.send("b".repeat(100)));
+        match q.try_next() {
+            Some(Outbound::Close(1008, reason)) => assert_eq!(reason, "slow consumer"),
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+        q.done();
+        assert_eq!(budget.queued(), 0);
+    }
+}
