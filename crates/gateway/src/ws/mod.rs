@@ -167,7 +167,7 @@ where
     // is not read until one finishes. Replies carry their ids; event `seq` is assigned at
     // broadcast time under the registry lock, so it is unaffected.
     let mut inflight = FuturesUnordered::new();
-    // What running requests hold (text length plus VALUE_WEIGHT per JSON value); reading
+    // What running requests may hold (text length plus `frame::values_weight`); reading
     // pauses at MAX_PAYLOAD.
     let mut inflight_bytes = 0usize;
     let read = next_owned(reader);
