@@ -87,7 +87,16 @@ pub struct GatewayConfig {
     pub max_http_connections: usize,
     /// `gateway.maxHttpConnectionsPerAddress`.
     pub max_http_connections_per_address: usize,
+    /// `gateway.maxConnections`: authenticated WebSocket connections at once.
+    pub max_connections: usize,
+    /// `gateway.maxBufferedBytesTotal`: outbound bytes queued across all connections.
+    pub max_buffered_bytes_total: usize,
 }
+
+/// Default `gateway.maxConnections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Default `gateway.maxBufferedBytesTotal` (256 MiB).
+pub const DEFAULT_MAX_BUFFERED_BYTES_TOTAL: usize = 256 * 1024 * 1024;
 
 /// Which wire API a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +375,8 @@ impl Default for Config {
                 trusted_proxies: Vec::new(),
                 max_http_connections: DEFAULT_MAX_HTTP_CONNECTIONS,
                 max_http_connections_per_address: DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_buffered_bytes_total: DEFAULT_MAX_BUFFERED_BYTES_TOTAL,
             },
             providers: Vec::new(),
             agent: AgentDefaults::default(),

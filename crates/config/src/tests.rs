@@ -279,3 +279,19 @@ fn store_retention_logging_and_max_concurrent() {
         "config.yaml:2:17: logging.maxFileBytes: 10 is out of range (4096–1099511627776)"
     );
 }
+
+#[test]
+fn connection_and_outbound_limits() {
+    let c = parse("").unwrap();
+    assert_eq!(c.gateway.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(
+        c.gateway.max_buffered_bytes_total,
+        DEFAULT_MAX_BUFFERED_BYTES_TOTAL
+    );
+    let c = parse("gateway:\n  maxConnections: 5\n  maxBufferedBytesTotal: 8388608\n").unwrap();
+    assert_eq!(c.gateway.max_connections, 5);
+    assert_eq!(c.gateway.max_buffered_bytes_total, 8 << 20);
+    assert!(first_error("gateway:\n  maxConnections: 0\n").contains("gateway.maxConnections"));
+    assert!(first_error("gateway:\n  maxBufferedBytesTotal: 1000\n")
+        .contains("gateway.maxBufferedBytesTotal"));
+}

@@ -357,6 +357,8 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
         "trustedProxies",
         "maxHttpConnections",
         "maxHttpConnectionsPerAddress",
+        "maxConnections",
+        "maxBufferedBytesTotal",
     ];
     let Some(entries) = ctx.mapping(node, "gateway", KEYS) else {
         return;
@@ -392,6 +394,17 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
             "maxHttpConnectionsPerAddress" => {
                 if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
                     cfg.gateway.max_http_connections_per_address = n as usize;
+                }
+            }
+            "maxConnections" => {
+                if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
+                    cfg.gateway.max_connections = n as usize;
+                }
+            }
+            "maxBufferedBytesTotal" => {
+                // At least 1 MiB, at most 64 GiB.
+                if let Some(n) = ctx.integer(v, &key, 1 << 20, 1 << 36) {
+                    cfg.gateway.max_buffered_bytes_total = usize::try_from(n).unwrap_or(usize::MAX);
                 }
             }
             "allowedOrigins" => {

@@ -4,10 +4,10 @@
 use clawgate_protocol::frame::StateVersion;
 use clawgate_protocol::scopes;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// What the writer task of a connection sends.
 #[derive(Debug)]
@@ -18,33 +18,247 @@ pub enum Outbound {
     Close(u16, String),
 }
 
+impl Outbound {
+    /// Bytes this message counts for against the outbound bounds.
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Text(t) => t.len(),
+            Outbound::Pong(p) => p.len() + crate::ws::io::PONG_OVERHEAD,
+            Outbound::Close(..) => 0,
+        }
+    }
+}
+
+/// The outbound queues of every connection together: bytes queued (or being written) across
+/// the process are kept under `max` (`gateway.maxBufferedBytesTotal`). A message that would
+/// pass it makes room by closing the authenticated connection with the largest queue as a
+/// slow consumer, whose queue is dropped at once; when the sender itself holds the largest
+/// queue (or no room can be made) the sender is closed instead.
+pub struct Budget {
+    max: usize,
+    queued: AtomicUsize,
+    /// Authenticated connections, which may be closed to make room.
+    members: Mutex<HashMap<u64, Arc<Shared>>>,
+}
+
+/// How many connections one send may close to make room before closing its own.
+const MAX_SHED_PER_SEND: usize = 4;
+
+impl Budget {
+    pub fn new(max: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            max,
+            queued: AtomicUsize::new(0),
+            members: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Outbound bytes queued or being written across all connections.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Shared>>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `outlet` (an authenticated connection) a candidate for shedding.
+    pub fn join(&self, id: u64, outlet: &Outlet) {
+        self.members().insert(id, outlet.inner.shared.clone());
+    }
+
+    pub fn leave(&self, id: u64) {
+        self.members().remove(&id);
+    }
+
+    /// Called when the total passed `max` while `me` queued a message: sheds the largest
+    /// queues until the total is back under `max`. `false` means `me` must go instead.
+    fn make_room(&self, me: &Arc<Shared>) -> bool {
+        let mut tried: Vec<*const Shared> = Vec::new();
+        for _ in 0..MAX_SHED_PER_SEND {
+            let victim = {
+                let members = self.members();
+                members
+                    .values()
+                    .filter(|m| !tried.contains(&Arc::as_ptr(m)))
+                    .max_by_key(|m| m.queued.load(Ordering::Acquire))
+                    .cloned()
+            };
+            let Some(victim) = victim else {
+                return false;
+            };
+            if Arc::ptr_eq(&victim, me) || victim.queued.load(Ordering::Acquire) == 0 {
+                return false;
+            }
+            tried.push(Arc::as_ptr(&victim));
+            victim.shed();
+            if self.queued.load(Ordering::Acquire) <= self.max {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+struct Queue {
+    items: VecDeque<Outbound>,
+    /// The writer is gone: nothing more is accepted.
+    dead: bool,
+}
+
+/// State shared by a connection's outlets and its writer.
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Notify,
+    /// Bytes queued or being written for this connection.
+    queued: AtomicUsize,
+    closed: AtomicBool,
+    /// Set when the connection was closed because its queue passed a bound.
+    overflowed: AtomicBool,
+    /// Every outlet was dropped.
+    senders_gone: AtomicBool,
+    budget: Arc<Budget>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Releases `n` bytes from this connection's count and the total.
+    fn release(&self, n: usize) {
+        if n > 0 {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            self.budget.queued.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let mut q = self.lock();
+            if !q.dead {
+                q.items.push_back(Outbound::Close(code, reason.to_string()));
+            }
+            drop(q);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Closes the connection as a slow consumer and drops what it has queued (the frame
+    /// being written, if any, is finished first; the close frame follows it).
+    fn shed(&self) {
+        self.overflowed.store(true, Ordering::Release);
+        self.close(clawgate_protocol::close::POLICY, "slow consumer");
+        let dropped = {
+            let mut q = self.lock();
+            let items = std::mem::take(&mut q.items);
+            let (close, dropped): (VecDeque<_>, VecDeque<_>) = items
+                .into_iter()
+                .partition(|m| matches!(m, Outbound::Close(..)));
+            q.items = close;
+            dropped
+        };
+        self.release(dropped.iter().map(Outbound::weight).sum());
+    }
+}
+
+/// Drops with the last outlet: tells the writer nothing more will come.
+struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shared.senders_gone.store(true, Ordering::Release);
+        self.shared.ready.notify_one();
+    }
+}
+
 /// The sending side of one connection. Cloned into the registry and the reader task.
 #[derive(Clone)]
 pub struct Outlet {
-    tx: mpsc::UnboundedSender<Outbound>,
-    queued: Arc<AtomicUsize>,
-    closed: Arc<AtomicBool>,
-    /// Set when the connection was closed because its queue passed the bound.
-    overflowed: Arc<AtomicBool>,
+    inner: Arc<Sender>,
     max_buffered: usize,
 }
 
+/// The writer's end of a connection's queue. Whatever is still queued (or being written)
+/// when it is dropped, even by an abort, is released from the counts.
+pub struct WriterQueue {
+    shared: Arc<Shared>,
+    in_progress: usize,
+}
+
+impl WriterQueue {
+    /// The next message (its bytes stay counted until [`WriterQueue::done`]); `None` once
+    /// every outlet is gone and the queue is empty.
+    pub async fn next(&mut self) -> Option<Outbound> {
+        loop {
+            if let Some(m) = self.try_next() {
+                return Some(m);
+            }
+            if self.shared.senders_gone.load(Ordering::Acquire) {
+                // Re-check: a message may have been queued just before the last outlet went.
+                return self.try_next();
+            }
+            self.shared.ready.notified().await;
+        }
+    }
+
+    pub fn try_next(&mut self) -> Option<Outbound> {
+        self.done();
+        let m = self.shared.lock().items.pop_front()?;
+        self.in_progress = m.weight();
+        Some(m)
+    }
+
+    /// The message taken last was written (or failed): release its bytes.
+    pub fn done(&mut self) {
+        self.shared.release(std::mem::take(&mut self.in_progress));
+    }
+}
+
+impl Drop for WriterQueue {
+    fn drop(&mut self) {
+        let items = {
+            let mut q = self.shared.lock();
+            q.dead = true;
+            std::mem::take(&mut q.items)
+        };
+        let left: usize = items.iter().map(Outbound::weight).sum();
+        self.shared
+            .release(left + std::mem::take(&mut self.in_progress));
+    }
+}
+
 impl Outlet {
-    pub fn new(
-        max_buffered: usize,
-    ) -> (Outlet, mpsc::UnboundedReceiver<Outbound>, Arc<AtomicUsize>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
+    pub fn new(max_buffered: usize, budget: Arc<Budget>) -> (Outlet, WriterQueue) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                dead: false,
+            }),
+            ready: Notify::new(),
+            queued: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
+            senders_gone: AtomicBool::new(false),
+            budget,
+        });
         (
             Outlet {
-                tx,
-                queued: queued.clone(),
-                closed: Arc::new(AtomicBool::new(false)),
-                overflowed: Arc::new(AtomicBool::new(false)),
+                inner: Arc::new(Sender {
+                    shared: shared.clone(),
+                }),
                 max_buffered,
             },
-            rx,
-            queued,
+            WriterQueue {
+                shared,
+                in_progress: 0,
+            },
         )
     }
 
@@ -61,40 +275,51 @@ impl Outlet {
         self.enqueue(len, Outbound::Pong(payload))
     }
 
-    /// Counts `len` bytes against the bound, then queues; over the bound the connection is
-    /// closed as a slow consumer instead.
+    /// Counts `len` bytes against this connection's bound and the process-wide budget, then
+    /// queues; over either the connection is closed as a slow consumer instead (for the
+    /// budget, only when it holds the largest queue or no room can be made).
     fn enqueue(&self, len: usize, msg: Outbound) -> bool {
-        if self.closed.load(Ordering::Acquire) {
+        let s = &self.inner.shared;
+        if s.closed.load(Ordering::Acquire) {
             return false;
         }
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let before = s.queued.fetch_add(len, Ordering::AcqRel);
         if before + len > self.max_buffered {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.overflowed.store(true, Ordering::Release);
-            self.close(clawgate_protocol::close::POLICY, "slow consumer");
+            s.queued.fetch_sub(len, Ordering::AcqRel);
+            s.shed();
             return false;
         }
-        if self.tx.send(msg).is_err() {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+        let budget = &s.budget;
+        let total = budget.queued.fetch_add(len, Ordering::AcqRel) + len;
+        if total > budget.max && !budget.make_room(s) {
+            s.release(len);
+            s.shed();
             return false;
         }
+        let mut q = s.lock();
+        if q.dead {
+            drop(q);
+            s.release(len);
+            return false;
+        }
+        q.items.push_back(msg);
+        drop(q);
+        s.ready.notify_one();
         true
     }
 
     /// Queues a close frame (once); later sends are dropped.
     pub fn close(&self, code: u16, reason: &str) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            let _ = self.tx.send(Outbound::Close(code, reason.to_string()));
-        }
+        self.inner.shared.close(code, reason);
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.inner.shared.closed.load(Ordering::Acquire)
     }
 
     /// Whether the connection was closed as a slow consumer.
     pub fn overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Acquire)
+        self.inner.shared.overflowed.load(Ordering::Acquire)
     }
 
     /// Changes the bound (raised when `connect` succeeds). Takes `&mut self`: only the
@@ -134,13 +359,47 @@ impl Conn {
     }
 }
 
-#[derive(Default)]
 pub struct Registry {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
+    /// Authenticated connections alive (from `connect` until their socket is released).
+    slots: Arc<AtomicUsize>,
+    /// `gateway.maxConnections`.
+    max_slots: usize,
+    /// `gateway.maxBufferedBytesTotal`, shared by every outlet.
+    pub budget: Arc<Budget>,
+}
+
+/// One of the `gateway.maxConnections` places, held by an authenticated connection.
+pub struct ConnSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Registry {
+    pub fn new(max_connections: usize, max_buffered_total: usize) -> Registry {
+        Registry {
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            slots: Arc::new(AtomicUsize::new(0)),
+            max_slots: max_connections,
+            budget: Budget::new(max_buffered_total),
+        }
+    }
+
+    /// A place for one more authenticated connection, or `None` at `gateway.maxConnections`.
+    pub fn try_slot(&self) -> Option<ConnSlot> {
+        let before = self.slots.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_slots {
+            self.slots.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnSlot(self.slots.clone()))
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -244,5 +503,53 @@ impl Registry {
         for conn in self.lock().values() {
             conn.outlet.close(code, reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_queue_is_shed_to_make_room_and_counts_return_to_zero() {
+        let budget = Budget::new(1000);
+        let (slow, slow_q) = Outlet::new(10_000, budget.clone());
+        let (fast, fast_q) = Outlet::new(10_000, budget.clone());
+        budget.join(1, &slow);
+        budget.join(2, &fast);
+        for _ in 0..9 {
+            assert!(slow.send("x".repeat(100)));
+        }
+        assert_eq!(budget.queued(), 900);
+        // Passing the total sheds the slow reader, whose queue is dropped at once.
+        assert!(fast.send("y".repeat(200)));
+        assert!(slow.overflowed() && slow.is_closed());
+        assert!(!fast.is_closed());
+        assert_eq!(budget.queued(), 200);
+        // The sender holding the largest queue is the one closed.
+        assert!(!fast.send("z".repeat(900)));
+        assert!(fast.overflowed());
+        assert_eq!(budget.queued(), 0, "its own queue is dropped too");
+        drop((slow_q, fast_q));
+        assert_eq!(budget.queued(), 0);
+        // Nothing is accepted once the writer is gone.
+        let (o, q) = Outlet::new(10_000, budget.clone());
+        drop(q);
+        assert!(!o.send("late".into()));
+        assert_eq!(budget.queued(), 0);
+    }
+
+    #[test]
+    fn a_shed_queue_keeps_its_close_frame() {
+        let budget = Budget::new(1 << 20);
+        let (o, mut q) = Outlet::new(250, budget.clone());
+        assert!(o.send("a".repeat(200)));
+        assert!(!o.send("b".repeat(100)));
+        match q.try_next() {
+            Some(Outbound::Close(1008, reason)) => assert_eq!(reason, "slow consumer"),
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+        q.done();
+        assert_eq!(budget.queued(), 0);
     }
 }

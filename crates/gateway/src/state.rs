@@ -127,6 +127,7 @@ impl Gateway {
         allowed_hosts.sort();
         allowed_hosts.dedup();
         let (shutdown, _) = watch::channel(false);
+        let conns = Registry::new(cfg.max_connections, cfg.max_buffered_bytes_total);
         Gateway {
             limiter: AuthRateLimiter::new(cfg.auth.rate_limit),
             trusted_proxies: cfg.trusted_proxies.clone(),
@@ -143,7 +144,7 @@ impl Gateway {
             started_ms: now_ms(),
             hostname: hostname(),
             timings: Timings::from_env(),
-            conns: Registry::default(),
+            conns,
             devices: parts.devices,
             presence: Mutex::new(Vec::new()),
             state_version: Mutex::new(StateVersion {

@@ -11,6 +11,79 @@ pub enum FrameError {
     NotJson,
     /// JSON, but not a `{"type":"req","id":…,"method":…}` object.
     NotRequest,
+    /// Values that would take more than [`MAX_VALUES_WEIGHT`] once parsed: refused before
+    /// parsing.
+    TooManyValues,
+}
+
+/// Most memory the JSON values of one frame may take once parsed (beyond its text), as
+/// estimated by [`values_weight`]: 16 MiB. Without it `[0,0,…]` parses into ~16× its size
+/// and `[{"a":0},…]` into ~80× (a B-tree node per object). Large payloads (attachments,
+/// file contents) are strings: one value each, whatever their size.
+pub const MAX_VALUES_WEIGHT: usize = 16 * 1024 * 1024;
+/// Estimated bytes per value after a `,` (a 32-byte `Value`, twice that while its
+/// container's `Vec` doubles, or an object member with its key and B-tree share).
+const COMMA_WEIGHT: usize = 128;
+/// Per `[`: the array's first value plus its first `Vec` allocation.
+const ARRAY_WEIGHT: usize = 256;
+/// Per `{`: the object's first member plus a whole B-tree leaf (11 slots).
+const OBJECT_WEIGHT: usize = 896;
+
+/// An upper bound on the memory the values of `text` take once parsed (checked against the
+/// allocator in `tests/prop_frames.rs`): every value but the first follows a `[`, `{` or `,`
+/// outside strings, each weighed as above. Stops once it passes `limit`. Strings are skipped
+/// with `memchr`, so a large base64 string costs little to scan.
+pub fn values_weight(text: &str, limit: usize) -> usize {
+    let b = text.as_bytes();
+    let mut w = COMMA_WEIGHT;
+    let mut i = 0;
+    while i < b.len() {
+        let add = match b[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', b.get(i..).unwrap_or(&[])) {
+                        Some(j) if b[i + j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j + 1;
+                            break;
+                        }
+                        // Unterminated: not JSON, the parser says so.
+                        None => return w,
+                    }
+                }
+                continue;
+            }
+            b',' => COMMA_WEIGHT,
+            b'[' => ARRAY_WEIGHT,
+            b'{' => OBJECT_WEIGHT,
+            _ => 0,
+        };
+        w += add;
+        if w > limit {
+            return w;
+        }
+        i += 1;
+    }
+    w
+}
+
+/// The string `id` of a frame without building its other values (to answer a frame that is
+/// refused), or `None`.
+pub fn request_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow, default)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    // Objects only (a derived struct would also accept an array).
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<IdOnly>(text)
+        .ok()?
+        .id
+        .map(|id| id.into_owned())
 }
 
 /// A parsed request. `params` is `Value::Null` when absent.
@@ -24,6 +97,18 @@ pub struct Request {
 impl Request {
     /// Parses one text frame leniently: unknown top-level keys are ignored, `params` may be absent.
     pub fn parse(text: &str) -> Result<Request, FrameError> {
+        Self::parse_weighed(text).map(|(r, _)| r)
+    }
+
+    /// Like [`Request::parse`], also returning what the parsed request may hold in memory:
+    /// its text length plus [`values_weight`]. Frames whose values would take more than
+    /// [`MAX_VALUES_WEIGHT`] are refused before parsing.
+    pub fn parse_weighed(text: &str) -> Result<(Request, usize), FrameError> {
+        let values = values_weight(text, MAX_VALUES_WEIGHT);
+        if values > MAX_VALUES_WEIGHT {
+            return Err(FrameError::TooManyValues);
+        }
+        let weight = text.len() + values;
         let value: Value = serde_json::from_str(text).map_err(|_| FrameError::NotJson)?;
         let Value::Object(mut obj) = value else {
             return Err(FrameError::NotRequest);
@@ -40,7 +125,7 @@ impl Request {
             _ => return Err(FrameError::NotRequest),
         };
         let params = obj.remove("params").unwrap_or(Value::Null);
-        Ok(Request { id, method, params })
+        Ok((Request { id, method, params }, weight))
     }
 
     /// `params` as an object (absent or null ⇒ empty object).

@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 #[global_allocator]
 static ALLOC: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
-/// Bytes held while parsing one frame, per byte of frame, plus a constant. serde_json's
-/// `Value` is 32 bytes a node, so `[0,0,…]` (2 bytes a node) is the worst shape: 16× for the
-/// nodes, twice that while the array's `Vec` doubles its capacity. docs/security.md uses
-/// this figure for the memory bound.
+/// Bytes held while parsing one small frame, per byte of frame, plus a constant (the
+/// generated frames are small; `SLACK` covers a B-tree leaf or two). Large frames are bounded
+/// by their weight instead (`frame::values_weight`, tests at the end): `[0,0,…]` parses into
+/// ~16× its text (33× while a `Vec` doubles), `[{"a":0},…]` into ~80×, so a frame whose values
+/// would take more than `MAX_VALUES_WEIGHT` is refused before parsing.
 const AMPLIFICATION: usize = 33;
 const SLACK: usize = 16 * 1024;
 
@@ -199,4 +200,71 @@ fn worst_case_shapes_stay_within_the_amplification_bound() {
     for text in shapes {
         check_request_text(&text);
     }
+}
+
+/// Frames whose values weigh about `fraction` of the cap, in the shapes that cost the most
+/// per byte of text (each item with its estimated weight).
+fn shapes_at(fraction: f64) -> Vec<(&'static str, String)> {
+    use clawgate_protocol::frame::MAX_VALUES_WEIGHT;
+    let n = |per: usize| (MAX_VALUES_WEIGHT as f64 * fraction) as usize / per;
+    let wrap =
+        |params: String| format!(r#"{{"type":"req","id":"1","method":"m","params":{params}}}"#);
+    let list = |item: &str, per: usize| wrap(format!("[{}]", vec![item; n(per)].join(",")));
+    vec![
+        ("zeros", list("0", 128)),
+        ("empty strings", list(r#""""#, 128)),
+        ("empty arrays", list("[]", 384)),
+        ("one-zero arrays", list("[0]", 384)),
+        ("nested arrays", list("[[0]]", 640)),
+        ("empty objects", list("{}", 1024)),
+        ("one-member objects", list(r#"{"a":0}"#, 1024)),
+        ("two-member objects", list(r#"{"a":0,"b":0}"#, 1152)),
+        (
+            "wide object",
+            wrap(format!(
+                "{{{}}}",
+                (0..n(128))
+                    .map(|i| format!(r#""{i:x}":0"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+        ),
+    ]
+}
+
+#[test]
+fn frames_over_the_weight_cap_are_refused_before_parsing() {
+    use clawgate_protocol::frame::FrameError;
+    for (name, text) in shapes_at(1.02) {
+        let (res, peak) = peak_bytes_of(|| Request::parse(&text).err());
+        assert_eq!(res, Some(FrameError::TooManyValues), "{name}");
+        assert!(peak < 4096, "{name}: refusing held {peak} bytes");
+    }
+}
+
+#[test]
+fn frames_under_the_weight_cap_stay_within_their_weight() {
+    for (name, text) in shapes_at(0.98) {
+        let (res, peak) = peak_bytes_of(|| Request::parse_weighed(&text).map(|(_, w)| w));
+        let weight = res.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        eprintln!(
+            "{name}: {} bytes, weight {weight}, peak {peak} ({:.2} of weight)",
+            text.len(),
+            peak as f64 / weight as f64
+        );
+        assert!(
+            peak <= weight,
+            "{name}: {} bytes of text held {peak} bytes, weight {weight}",
+            text.len()
+        );
+    }
+}
+
+#[test]
+fn a_large_string_is_one_value() {
+    let b64 = "QUJD".repeat(5 << 20);
+    let text = format!(r#"{{"type":"req","id":"1","method":"m","params":{{"a":"{b64}"}}}}"#);
+    let (req, weight) = Request::parse_weighed(&text).expect("a 20 MiB string parses");
+    assert_eq!(req.params["a"].as_str().map(str::len), Some(b64.len()));
+    assert!(weight < text.len() + 4096, "weight {weight}");
 }

@@ -1,12 +1,9 @@
 //! Frame I/O over fastwebsockets: a writer task draining the connection's outbound queue,
 //! and a reader that reassembles fragmented messages under a total size cap.
 
-use crate::conns::Outbound;
+use crate::conns::{Outbound, WriterQueue};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 /// Bytes a queued pong counts for beyond its payload, so a ping flood from a client that
 /// never reads still trips the outbound bound.
@@ -164,30 +161,24 @@ fn finish(op: OpCode, data: Vec<u8>) -> Incoming {
 }
 
 /// Drains the outbound queue into the socket, batching what is ready before each flush.
-pub async fn run_writer<W: AsyncWrite + Unpin>(
-    mut ws: WebSocketWrite<W>,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-    queued: Arc<AtomicUsize>,
-) {
-    while let Some(first) = rx.recv().await {
+pub async fn run_writer<W: AsyncWrite + Unpin>(mut ws: WebSocketWrite<W>, mut queue: WriterQueue) {
+    while let Some(first) = queue.next().await {
         let mut next = Some(first);
         let mut batch = 0;
         while let Some(msg) = next.take() {
             match msg {
                 Outbound::Text(text) => {
-                    let len = text.len();
                     let res = ws
                         .write_frame(Frame::text(Payload::Owned(text.into_bytes())))
                         .await;
-                    queued.fetch_sub(len, Ordering::AcqRel);
+                    queue.done();
                     if res.is_err() {
                         return;
                     }
                 }
                 Outbound::Pong(p) => {
-                    let len = p.len() + PONG_OVERHEAD;
                     let res = ws.write_frame(Frame::pong(Payload::Owned(p))).await;
-                    queued.fetch_sub(len, Ordering::AcqRel);
+                    queue.done();
                     if res.is_err() {
                         return;
                     }
@@ -206,7 +197,7 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
             }
             batch += 1;
             if batch < 64 {
-                next = rx.try_recv().ok();
+                next = queue.try_next();
             }
         }
         if ws.flush().await.is_err() {

@@ -4,7 +4,7 @@ pub mod hello;
 pub mod io;
 
 use crate::auth::{authenticate, Grant, Peer};
-use crate::conns::Outlet;
+use crate::conns::{ConnSlot, Outlet};
 use crate::devices::now_ms;
 use crate::methods::{self, Ctx};
 use crate::state::Gateway;
@@ -41,13 +41,23 @@ const AUTHED_WRITER_GRACE: Duration = Duration::from_secs(10);
 
 /// How the handshake phase ended.
 enum Handshake {
-    /// Authenticated; the id of the `connect` request to answer with hello-ok.
-    Done(Box<Session>, String),
+    /// Authenticated; the id of the `connect` request to answer with hello-ok, and the
+    /// connection's place under `gateway.maxConnections`.
+    Done(Box<Session>, String, ConnSlot),
     /// Refused; a close is queued (or the peer went away).
     Refused,
     TimedOut,
     /// The pre-auth slot was taken for a newcomer (all slots full, this one idle).
     Evicted,
+}
+
+/// Leaves the outbound budget's candidates when the connection is gone.
+struct BudgetMember(Arc<Gateway>, u64);
+
+impl Drop for BudgetMember {
+    fn drop(&mut self) {
+        self.0.conns.budget.leave(self.1);
+    }
 }
 
 /// Reads one message with the reader moved in and out, so the read can stay pending across
@@ -64,8 +74,8 @@ where
     let (read, write) = ws.split(tokio::io::split);
     // Until `connect` succeeds the peer gets a small outbound budget: a client that sends
     // pings and never reads is closed after a few KiB, not after `maxBufferedBytes`.
-    let (mut outlet, rx, queued) = Outlet::new(PREAUTH_MAX_BUFFERED_BYTES);
-    let writer = tokio::spawn(io::run_writer(write, rx, queued));
+    let (mut outlet, queue) = Outlet::new(PREAUTH_MAX_BUFFERED_BYTES, gw.conns.budget.clone());
+    let writer = tokio::spawn(io::run_writer(write, queue));
     let mut reader = Reader::new(read, MAX_PREAUTH_PAYLOAD);
 
     let nonce = uuid::Uuid::new_v4().to_string();
@@ -82,7 +92,7 @@ where
             deadline,
             handshake(&gw, &mut reader, &outlet, &peer, &nonce, &preauth),
         ) => match r {
-            Ok(Some((s, id))) => Handshake::Done(Box::new(s), id),
+            Ok(Some((s, id, slot))) => Handshake::Done(Box::new(s), id, slot),
             Ok(None) => Handshake::Refused,
             Err(_) => Handshake::TimedOut,
         },
@@ -93,15 +103,15 @@ where
         _ => preauth.linger_permit(),
     };
     drop(preauth);
-    let session = match result {
-        Handshake::Done(session, id) => {
+    let (session, _slot) = match result {
+        Handshake::Done(session, id, slot) => {
             // Authenticated: the full outbound bound applies from the hello-ok on.
             outlet.set_max_buffered(gw.timings.max_buffered_bytes);
             outlet.send(frame::response_ok(
                 &id,
                 &hello::hello_ok(&gw, &session, &peer),
             ));
-            *session
+            (*session, slot)
         }
         end => {
             match end {
@@ -131,6 +141,9 @@ where
 
     reader.set_max_message(MAX_PAYLOAD);
     let conn_id = session.conn_id;
+    // Its queue may now be shed to keep the process-wide outbound budget.
+    gw.conns.budget.join(conn_id, &outlet);
+    let _member = BudgetMember(gw.clone(), conn_id);
     gw.conns.insert(
         conn_id,
         outlet.clone(),
@@ -154,7 +167,8 @@ where
     // is not read until one finishes. Replies carry their ids; event `seq` is assigned at
     // broadcast time under the registry lock, so it is unaffected.
     let mut inflight = FuturesUnordered::new();
-    // Request text held by running requests; reading pauses at MAX_PAYLOAD.
+    // What running requests may hold (text length plus `frame::values_weight`); reading
+    // pauses at MAX_PAYLOAD.
     let mut inflight_bytes = 0usize;
     let read = next_owned(reader);
     tokio::pin!(read);
@@ -169,30 +183,31 @@ where
                 if inflight.len() < MAX_IN_FLIGHT && inflight_bytes < MAX_PAYLOAD => {
                 let mut stop = incoming.is_terminal();
                 match incoming {
-                    Incoming::Text(text) => match Request::parse(&text) {
-                        Ok(req) => {
-                            let len = text.len();
-                            inflight_bytes += len;
+                    Incoming::Text(text) => match Request::parse_weighed(&text) {
+                        Ok((req, weight)) => {
+                            // Counted by what the parsed request may hold, not its text.
+                            inflight_bytes += weight;
                             let ctx = &ctx;
                             inflight.push(async move {
                                 methods::dispatch(ctx, req).await;
-                                len
+                                weight
                             });
                         }
-                        Err(FrameError::NotRequest) => {
+                        Err(e @ (FrameError::NotRequest | FrameError::TooManyValues)) => {
                             // Answer when the frame names an id we can echo; otherwise close.
-                            let id = serde_json::from_str::<serde_json::Value>(&text)
-                                .ok()
-                                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
-                            match id {
+                            let msg = match e {
+                                FrameError::TooManyValues => "frame has too many JSON values",
+                                _ => "invalid request frame",
+                            };
+                            match frame::request_id(&text) {
                                 Some(id) => {
                                     outlet.send(frame::response_err(
                                         &id,
-                                        &ErrorShape::invalid("invalid request frame"),
+                                        &ErrorShape::invalid(msg),
                                         None,
                                     ));
                                 }
-                                None => outlet.close(close::POLICY, "invalid request frame"),
+                                None => outlet.close(close::POLICY, msg),
                             }
                         }
                         Err(FrameError::NotJson) => outlet.close(close::POLICY, "invalid request frame"),
@@ -285,7 +300,7 @@ async fn handshake<R: AsyncRead + Unpin>(
     peer: &Peer,
     nonce: &str,
     slot: &crate::preauth::Slot,
-) -> Option<(Session, String)> {
+) -> Option<(Session, String, ConnSlot)> {
     let text = loop {
         match reader.next().await {
             Incoming::Text(t) => break t,
@@ -379,6 +394,16 @@ async fn handshake<R: AsyncRead + Unpin>(
     };
     match decided {
         Ok(grant) => {
+            let Some(conn_slot) = gw.conns.try_slot() else {
+                warn!(peer = %peer.addr, "connect refused: gateway.maxConnections reached");
+                let msg = "too many connections";
+                refuse(
+                    ErrorShape::unavailable(msg).retry_after(1000),
+                    close::TRY_AGAIN_LATER,
+                    msg,
+                );
+                return None;
+            };
             let session = Session {
                 conn_id: gw.conns.next_id(),
                 conn_uuid: uuid::Uuid::new_v4().to_string(),
@@ -393,7 +418,7 @@ async fn handshake<R: AsyncRead + Unpin>(
                 scopes = session.grant.scopes.len(),
                 "client connected"
             );
-            Some((session, req.id))
+            Some((session, req.id, conn_slot))
         }
         Err(refusal) => {
             let detail = refusal.error.detail_code().unwrap_or("").to_string();
