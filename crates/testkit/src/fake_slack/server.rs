@@ -2,21 +2,15 @@
 //! (Socket Mode WebSocket upgrade).
 
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 
 use super::state::{lock, Shared};
 
@@ -25,76 +19,11 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 pub(crate) type Body = Full<Bytes>;
 
-/// A connection's socket; when `reset` is set it closes with an RST instead of a FIN.
-pub(crate) struct ConnIo {
-    pub stream: TcpStream,
-    pub reset: Arc<AtomicBool>,
-}
-
-impl Drop for ConnIo {
-    fn drop(&mut self) {
-        if self.reset.load(Ordering::SeqCst) {
-            // Zero linger makes close() abort the connection.
-            let _ = self.stream.set_zero_linger();
-        }
-    }
-}
-
-impl AsyncRead for ConnIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ConnIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        while conns.try_join_next().is_some() {}
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        conns.spawn(async move {
-            let reset = Arc::new(AtomicBool::new(false));
-            let io = ConnIo {
-                stream,
-                reset: reset.clone(),
-            };
-            let svc =
-                hyper::service::service_fn(move |req| handle(shared.clone(), reset.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(io), svc)
-                .with_upgrades()
-                .await;
-        });
-    }
+    crate::resettable::accept_loop(listener, true, move |reset, req| {
+        handle(shared.clone(), reset, req)
+    })
+    .await
 }
 
 async fn handle(

@@ -18,9 +18,10 @@ use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFr
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::server::{text_response, Body, ConnIo};
+use super::server::{text_response, Body};
 use super::state::{lock, Conn, ConnCmd, Pending, Shared};
 use super::{Ack, ConnectionInfo, EnvelopeDelivery};
+use crate::resettable::ConnIo;
 
 /// Commands queued per connection before the fake blocks (envelopes included).
 const CONN_QUEUE: usize = 1024;
