@@ -29,15 +29,7 @@ fn start_config(config: &str) -> GatewayProcess {
     )
 }
 
-/// The gateway's resident set size in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
+use clawgate_testkit::rss_kib;
 
 /// Samples the gateway's RSS every 5 ms on a thread until dropped; `peak()` is the maximum.
 struct RssPeak {

@@ -31,15 +31,7 @@ fn start_env(env: &[(&str, &str)]) -> GatewayProcess {
     )
 }
 
-/// The gateway's resident set size in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
+use clawgate_testkit::rss_kib;
 
 /// A WebSocket spoken byte by byte: arbitrary (even invalid) frames, and no reading unless asked.
 struct Wire {
