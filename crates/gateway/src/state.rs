@@ -92,7 +92,8 @@ pub struct Gateway {
     pub shutdown: watch::Sender<bool>,
     pub last_heartbeat: Mutex<Option<Value>>,
     pub chat: crate::chat::ChatRuntime,
-    pub telegram: Option<std::sync::Arc<crate::channels::telegram::TelegramRuntime>>,
+    /// The running channels, in registry order.
+    pub channels: Vec<crate::channels::Running>,
 }
 
 pub struct GatewayParts {
@@ -104,7 +105,8 @@ pub struct GatewayParts {
     pub port: u16,
     pub devices: DeviceStore,
     pub chat: crate::chat::ChatRuntime,
-    pub telegram: Option<std::sync::Arc<crate::channels::telegram::TelegramRuntime>>,
+    /// The running channels, in registry order.
+    pub channels: Vec<crate::channels::Running>,
 }
 
 impl Gateway {
@@ -154,7 +156,7 @@ impl Gateway {
             shutdown,
             last_heartbeat: Mutex::new(None),
             chat: parts.chat,
-            telegram: parts.telegram,
+            channels: parts.channels,
         }
     }
 
