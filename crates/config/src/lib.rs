@@ -84,6 +84,9 @@ pub struct GatewayConfig {
     pub port: u16,
     pub auth: AuthConfig,
     pub allowed_origins: Vec<String>,
+    /// `gateway.allowedHosts`: names accepted in `Host` on browser-facing routes (lowercase,
+    /// no port), besides loopback names; host names of `allowedOrigins` are accepted too.
+    pub allowed_hosts: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     /// `gateway.maxHttpConnections`.
     pub max_http_connections: usize,
@@ -348,6 +351,7 @@ impl Default for Config {
                     rate_limit: RateLimit::default(),
                 },
                 allowed_origins: Vec::new(),
+                allowed_hosts: Vec::new(),
                 trusted_proxies: Vec::new(),
                 max_http_connections: DEFAULT_MAX_HTTP_CONNECTIONS,
                 max_http_connections_per_address: DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS,
@@ -502,6 +506,10 @@ gateway:
   # Browser origins allowed to open the WebSocket, besides the gateway's own
   # http://127.0.0.1:<port> and http://localhost:<port>. Exact matches only.
   allowedOrigins: []
+
+  # Host names this gateway answers to on browser-facing routes (a DNS-rebinding guard),
+  # besides localhost/127.0.0.1/[::1]. Channel webhook routes do not need them.
+  # allowedHosts: ["claw.example.com"]
 
   # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed. Requests that
   # carry forwarded headers are never treated as local clients.

@@ -266,3 +266,18 @@ fn connection_and_outbound_limits() {
     assert!(first_error("gateway:\n  maxBufferedBytesTotal: 1000\n")
         .contains("gateway.maxBufferedBytesTotal"));
 }
+
+#[test]
+fn allowed_hosts_are_host_names() {
+    let c = parse("gateway:\n  allowedHosts: [\"Bot.Example.com\", \"[::1]\"]\n").unwrap();
+    assert_eq!(c.gateway.allowed_hosts, vec!["bot.example.com", "[::1]"]);
+    for bad in [
+        "https://bot.example.com",
+        "*.example.com",
+        "bot.example.com:443",
+        "",
+    ] {
+        let e = first_error(&format!("gateway:\n  allowedHosts: [\"{bad}\"]\n"));
+        assert!(e.contains("gateway.allowedHosts[0]"), "{bad}: {e}");
+    }
+}

@@ -357,6 +357,7 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
         "port",
         "auth",
         "allowedOrigins",
+        "allowedHosts",
         "trustedProxies",
         "maxHttpConnections",
         "maxHttpConnectionsPerAddress",
@@ -416,6 +417,21 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                         match normalize_origin(&o) {
                             Ok(norm) => cfg.gateway.allowed_origins.push(norm),
                             Err(msg) => ctx.err(pos, &format!("{key}[{i}]"), msg),
+                        }
+                    }
+                }
+            }
+            "allowedHosts" => {
+                if let Some(list) = ctx.string_list(v, &key) {
+                    for (i, (h, pos)) in list.into_iter().enumerate() {
+                        let lower = h.trim().to_ascii_lowercase();
+                        let ok = !lower.is_empty()
+                            && !lower.contains(['/', '*', ' '])
+                            && matches!(crate::split_host_port(&lower), Some((ref host, None)) if *host == lower);
+                        if ok {
+                            cfg.gateway.allowed_hosts.push(lower);
+                        } else {
+                            ctx.err(pos, &format!("{key}[{i}]"), format!("`{h}` is not a host name (like bot.example.com, no scheme, port or wildcard)"));
                         }
                     }
                 }

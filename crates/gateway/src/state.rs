@@ -121,6 +121,8 @@ impl Gateway {
         allowed_origins.extend(cfg.allowed_origins.iter().cloned());
         let mut allowed_hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()];
         allowed_hosts.push(bracket_host(&cfg.host));
+        allowed_hosts.extend(cfg.allowed_hosts.iter().cloned());
+        // Kept for compatibility: the host names of allowed origins are allowed hosts too.
         for o in &cfg.allowed_origins {
             if let Some(h) = origin_host(o) {
                 allowed_hosts.push(h);
