@@ -17,7 +17,7 @@ pub use plugin::{Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webho
 pub use status::{ChannelStatus, StatusCell};
 
 /// Every platform, one line each. Adding a channel is a directory plus a line here.
-static REGISTRY: &[&dyn ChannelPlugin] = &[&telegram::Plugin];
+static REGISTRY: &[&dyn ChannelPlugin] = &[&telegram::Plugin, &slack::Plugin];
 
 /// The channel plugins, in the order `channels.status` lists them.
 pub fn registry() -> &'static [&'static dyn ChannelPlugin] {

@@ -2,9 +2,10 @@
 //! [`ChannelFixture`] (a platform and its fake); every channel runs all of them.
 
 use clawgate_testkit::fake_llm::Step;
+use clawgate_testkit::fake_slack::{Fault as SlackFault, Tamper};
 use clawgate_testkit::fake_telegram::{post_update, Fault};
 use clawgate_testkit::gateway::Options;
-use clawgate_testkit::{wait_for, FakeLlm, FakeTelegram, GatewayProcess};
+use clawgate_testkit::{wait_for, FakeLlm, FakeSlack, FakeTelegram, GatewayProcess};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -250,6 +251,12 @@ async fn group_message_without_mention_is_ignored<F: ChannelFixture>() {
     fx.group_message(&user, "what is up", true).await;
     let r = until_replies(&fx, 1).await;
     assert_eq!(r[0].1, LLM_TEXT);
+    // Every delivery of the mention was acknowledged: one stored message, one reply.
+    until_status::<F>(&gw, "the mention to settle", |s| {
+        s["inbound"]["done"] == 1 && s["inbound"]["pending"] == 0 && s["outbox"]["sent"] == 1
+    })
+    .await;
+    assert_eq!(fx.replies().len(), 1);
     assert_eq!(llm.request_count(), 1);
 }
 
@@ -438,3 +445,135 @@ impl ChannelFixture for TelegramFixture {
 }
 
 contract!(TelegramFixture, telegram);
+
+// ---- Slack: the HTTP Events API (signed requests to the gateway's own port) ----
+
+const SLACK_GROUP: &str = "C0TEAM";
+
+struct SlackFixture {
+    slack: FakeSlack,
+}
+
+impl SlackFixture {
+    /// Delivers an envelope and waits until the gateway answered it.
+    async fn deliver_and_wait(&self, envelope: Value, event_id: &str) {
+        let before = self.slack.attempts_for(event_id).len();
+        self.slack.deliver_envelope(envelope);
+        let id = event_id.to_string();
+        let ok = self
+            .slack
+            .wait_until(T, || {
+                let a = self.slack.attempts_for(&id);
+                (a.len() > before && a.last().is_some_and(|x| x.status.is_some())).then_some(())
+            })
+            .await;
+        assert!(ok.is_some(), "event {event_id} was not answered");
+        let last = self.slack.attempts_for(event_id).pop().unwrap();
+        assert!(last.ok(), "{last:?}");
+    }
+}
+
+impl ChannelFixture for SlackFixture {
+    const NAME: &'static str = "slack";
+
+    async fn start(_mode: Mode) -> Self {
+        let slack = FakeSlack::start().await;
+        slack.add_channel(SLACK_GROUP, true);
+        SlackFixture { slack }
+    }
+
+    fn section(&self, allow: &[&str]) -> String {
+        let allow: Vec<String> = allow.iter().map(|a| format!("\"{a}\"")).collect();
+        format!(
+            "  slack:\n    mode: http\n    botToken: \"{}\"\n    signingSecret: \"{}\"\n    apiRoot: {}\n    allowFrom: [{}]\n    channels:\n      {SLACK_GROUP}: {{}}\n",
+            self.slack.bot_token(),
+            self.slack.signing_secret(),
+            self.slack.api_root(),
+            allow.join(", ")
+        )
+    }
+
+    fn sender(&self, n: u32) -> String {
+        format!("U{n:07}")
+    }
+
+    fn attach(&mut self, gateway_port: u16) {
+        self.slack.set_request_url(Some(&format!(
+            "http://127.0.0.1:{gateway_port}/slack/events"
+        )));
+    }
+
+    async fn dm(&self, sender: &str, text: &str) -> Value {
+        let msg = self.slack.dm_message(sender, text);
+        let (envelope, id) = self.slack.envelope(msg);
+        self.deliver_and_wait(envelope.clone(), &id).await;
+        envelope
+    }
+
+    async fn redeliver(&self, event: &Value) {
+        let id = event["event_id"].as_str().unwrap().to_string();
+        self.deliver_and_wait(event.clone(), &id).await;
+    }
+
+    async fn group_message(&self, sender: &str, text: &str, mention: bool) {
+        let text = if mention {
+            self.slack.mention(text)
+        } else {
+            text.to_string()
+        };
+        let msg = self.slack.channel_message(SLACK_GROUP, sender, &text);
+        // With a mention Slack sends both `message` and `app_mention`: one reply expected.
+        for id in self.slack.deliver_message(msg) {
+            let ok = self
+                .slack
+                .wait_until(T, || {
+                    self.slack
+                        .attempts_for(&id)
+                        .last()
+                        .is_some_and(|a| a.ok())
+                        .then_some(())
+                })
+                .await;
+            assert!(ok.is_some(), "event {id} was not acknowledged");
+        }
+    }
+
+    async fn forge(&self, event: &Value) -> Vec<u16> {
+        let inner = event["event"].clone();
+        let mut out = Vec::new();
+        for t in [
+            Tamper::WrongSecret,
+            Tamper::MissingSignature,
+            Tamper::StaleTimestamp,
+            Tamper::AlteredBody,
+        ] {
+            let a = self.slack.send_tampered(inner.clone(), t).await;
+            out.push(a.status.unwrap_or(0));
+        }
+        out
+    }
+
+    fn rate_limit_next_send(&self, secs: u64) {
+        self.slack
+            .fail_next("chat.postMessage", SlackFault::RateLimited(secs));
+    }
+
+    fn replies(&self) -> Vec<(String, String)> {
+        self.slack
+            .sent_messages()
+            .into_iter()
+            .map(|m| (m.channel, m.text))
+            .collect()
+    }
+
+    fn send_attempts(&self) -> Vec<(u16, Instant)> {
+        self.slack
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "chat.postMessage")
+            .map(|c| (c.status, c.at))
+            .collect()
+    }
+}
+
+contract!(SlackFixture, slack);
