@@ -446,17 +446,55 @@ impl ChannelFixture for TelegramFixture {
 
 contract!(TelegramFixture, telegram);
 
-// ---- Slack: the HTTP Events API (signed requests to the gateway's own port) ----
+// ---- Slack: Socket Mode, and the HTTP Events API (signed requests to the gateway's own
+// port) for the signature case ----
 
 const SLACK_GROUP: &str = "C0TEAM";
 
 struct SlackFixture {
     slack: FakeSlack,
+    mode: Mode,
 }
 
 impl SlackFixture {
-    /// Delivers an envelope and waits until the gateway answered it.
+    /// Waits until the gateway acknowledged `event_id` (more than `before` times).
+    async fn wait_acked(&self, event_id: &str, before: usize) {
+        let id = event_id.to_string();
+        let ok = self
+            .slack
+            .wait_until(T, || {
+                let n = self.acks_for(&id);
+                (n > before).then_some(())
+            })
+            .await;
+        assert!(ok.is_some(), "event {event_id} was not acknowledged");
+    }
+
+    /// Acknowledgements of `event_id`: 2xx answers (HTTP) or acks (Socket Mode).
+    fn acks_for(&self, event_id: &str) -> usize {
+        match self.mode {
+            Mode::Webhook => self
+                .slack
+                .attempts_for(event_id)
+                .iter()
+                .filter(|a| a.ok())
+                .count(),
+            Mode::Receiver => self
+                .slack
+                .acks()
+                .iter()
+                .filter(|a| a.event_id.as_deref() == Some(event_id))
+                .count(),
+        }
+    }
+
+    /// Delivers an envelope and waits until the gateway acknowledged it.
     async fn deliver_and_wait(&self, envelope: Value, event_id: &str) {
+        if self.mode == Mode::Receiver {
+            let before = self.acks_for(event_id);
+            self.slack.deliver_envelope(envelope);
+            return self.wait_acked(event_id, before).await;
+        }
         let before = self.slack.attempts_for(event_id).len();
         self.slack.deliver_envelope(envelope);
         let id = event_id.to_string();
@@ -476,18 +514,27 @@ impl SlackFixture {
 impl ChannelFixture for SlackFixture {
     const NAME: &'static str = "slack";
 
-    async fn start(_mode: Mode) -> Self {
+    async fn start(mode: Mode) -> Self {
         let slack = FakeSlack::start().await;
         slack.add_channel(SLACK_GROUP, true);
-        SlackFixture { slack }
+        SlackFixture { slack, mode }
     }
 
     fn section(&self, allow: &[&str]) -> String {
         let allow: Vec<String> = allow.iter().map(|a| format!("\"{a}\"")).collect();
+        let mode = match self.mode {
+            Mode::Receiver => format!(
+                "    mode: socket\n    appToken: \"{}\"\n",
+                self.slack.app_token()
+            ),
+            Mode::Webhook => format!(
+                "    mode: http\n    signingSecret: \"{}\"\n",
+                self.slack.signing_secret()
+            ),
+        };
         format!(
-            "  slack:\n    mode: http\n    botToken: \"{}\"\n    signingSecret: \"{}\"\n    apiRoot: {}\n    allowFrom: [{}]\n    channels:\n      {SLACK_GROUP}: {{}}\n",
+            "  slack:\n{mode}    botToken: \"{}\"\n    apiRoot: {}\n    allowFrom: [{}]\n    channels:\n      {SLACK_GROUP}: {{}}\n",
             self.slack.bot_token(),
-            self.slack.signing_secret(),
             self.slack.api_root(),
             allow.join(", ")
         )
@@ -498,6 +545,9 @@ impl ChannelFixture for SlackFixture {
     }
 
     fn attach(&mut self, gateway_port: u16) {
+        if self.mode == Mode::Receiver {
+            return;
+        }
         self.slack.set_request_url(Some(&format!(
             "http://127.0.0.1:{gateway_port}/slack/events"
         )));
@@ -524,17 +574,7 @@ impl ChannelFixture for SlackFixture {
         let msg = self.slack.channel_message(SLACK_GROUP, sender, &text);
         // With a mention Slack sends both `message` and `app_mention`: one reply expected.
         for id in self.slack.deliver_message(msg) {
-            let ok = self
-                .slack
-                .wait_until(T, || {
-                    self.slack
-                        .attempts_for(&id)
-                        .last()
-                        .is_some_and(|a| a.ok())
-                        .then_some(())
-                })
-                .await;
-            assert!(ok.is_some(), "event {id} was not acknowledged");
+            self.wait_acked(&id, 0).await;
         }
     }
 

@@ -5,6 +5,7 @@
 use super::api::SlackApi;
 use super::config::{ReplyToMode, SlackConfig, SlackMode};
 use super::events::{self, BotIdentity, EventsBody, ParseOptions};
+use super::socket::{EnvelopeKind, SocketEvent, SocketModeSession, SocketOptions};
 use super::verify::{Verifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::access::Policy;
 use crate::plugin::{
@@ -51,28 +52,28 @@ impl ChannelPlugin for Plugin {
 pub struct Slack {
     pub cfg: SlackConfig,
     api: SlackApi,
+    /// Built with the app token: `apps.connections.open` (Socket Mode only).
+    app_api: Option<SlackApi>,
     verifier: Option<Verifier>,
     bot: RwLock<BotIdentity>,
     allow_from: Vec<String>,
     groups: Vec<(String, GroupConfig)>,
     status: StatusCell,
-    #[allow(dead_code)]
     host: Arc<dyn Host>,
 }
 
 impl Slack {
     pub fn new(cfg: SlackConfig, host: Arc<dyn Host>) -> Result<Slack, String> {
-        if cfg.mode == SlackMode::Socket {
-            return Err(
-                "channels.slack.mode: socket mode is not available yet in clawgate; use mode: http (the Events API)"
-                    .into(),
-            );
-        }
         let token = cfg
             .bot_token
             .clone()
             .ok_or("channels.slack.botToken is not set")?;
         let api = SlackApi::new(&cfg.api_root, token)?;
+        let app_api = match (&cfg.mode, &cfg.app_token) {
+            (SlackMode::Socket, Some(t)) => Some(SlackApi::new(&cfg.api_root, t.clone())?),
+            (SlackMode::Socket, None) => return Err("channels.slack.appToken is not set".into()),
+            _ => None,
+        };
         let verifier = match &cfg.signing_secret {
             Some(s) => Some(
                 Verifier::new(s.clone())
@@ -85,6 +86,7 @@ impl Slack {
             groups: cfg.access_groups(),
             cfg,
             api,
+            app_api,
             verifier,
             bot: RwLock::new(BotIdentity::default()),
             status: StatusCell::default(),
@@ -131,6 +133,88 @@ impl Slack {
     }
 }
 
+/// The dedupe key of a stored event: `(team, channel, ts)` for message events, so Slack's
+/// retries (same `event_id`) and the `message` + `app_mention` pair of one mention collapse
+/// into one row; `None` for events the channel does not handle.
+fn event_key(cb: &events::EventCallback) -> Option<String> {
+    if cb.event_type != "message" && cb.event_type != "app_mention" {
+        return None;
+    }
+    let e = &cb.event;
+    Some(match (e["channel"].as_str(), e["ts"].as_str()) {
+        (Some(c), Some(ts)) => events::dedupe_key(&cb.team_id, c, ts),
+        _ => cb.event_id.clone(),
+    })
+}
+
+impl Slack {
+    /// A fresh single-use URL and a session on it.
+    async fn open_session(&self) -> Result<SocketModeSession, String> {
+        let app = self.app_api.as_ref().ok_or("no app token")?;
+        let url = app.open_socket_connection().await.map_err(|e| {
+            if e.is_auth() {
+                format!("the app token was refused ({e}): check channels.slack.appToken")
+            } else {
+                format!("apps.connections.open failed: {e}")
+            }
+        })?;
+        SocketModeSession::connect(&url, SocketOptions::default())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// One Socket Mode run: envelopes are stored durably, then acked; `refresh_requested` /
+    /// `warning` open the next connection before closing this one; `link_disabled` stops.
+    async fn socket_loop(self: Arc<Self>) -> String {
+        let mut session = match self.open_session().await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        self.status.polled();
+        loop {
+            match session.next_event().await {
+                Some(SocketEvent::Envelope(env)) => {
+                    if env.kind == EnvelopeKind::EventsApi {
+                        if let Ok(EventsBody::EventCallback(cb)) = events::parse_value(&env.payload)
+                        {
+                            if let Some(key) = event_key(&cb) {
+                                let stored = self
+                                    .host
+                                    .ingest(vec![(key, env.payload.clone())], None)
+                                    .await;
+                                if let Err(e) = stored {
+                                    // Not acked: Slack redelivers it.
+                                    return format!("cannot store an event: {e}");
+                                }
+                            }
+                        }
+                    }
+                    if session.ack(&env.envelope_id).await.is_err() {
+                        return "the Socket Mode connection ended while acking".into();
+                    }
+                    self.status.polled();
+                }
+                Some(SocketEvent::Disconnect(d)) if !d.reason.should_reconnect() => {
+                    session.close().await;
+                    self.status.update(|s| {
+                        s.connected = false;
+                        s.last_error = Some("Socket Mode was disabled for the app (link_disabled); enable it and restart the gateway".into());
+                    });
+                    return std::future::pending().await;
+                }
+                Some(SocketEvent::Disconnect(_)) => match self.open_session().await {
+                    Ok(next) => std::mem::replace(&mut session, next).close().await,
+                    Err(e) => return e,
+                },
+                Some(SocketEvent::Ended(why)) => {
+                    return format!("the Socket Mode connection ended: {why:?}")
+                }
+                None => return "the Socket Mode connection ended".into(),
+            }
+        }
+    }
+}
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     h.get(name).map(|v| v.as_bytes())
 }
@@ -169,13 +253,8 @@ impl Webhook for Slack {
                 Ok(WebhookEvent::Respond(json!({ "challenge": challenge })))
             }
             EventsBody::EventCallback(cb) => {
-                if cb.event_type != "message" && cb.event_type != "app_mention" {
+                let Some(key) = event_key(&cb) else {
                     return Ok(WebhookEvent::Ignore);
-                }
-                let e = &cb.event;
-                let key = match (e["channel"].as_str(), e["ts"].as_str()) {
-                    (Some(c), Some(ts)) => events::dedupe_key(&cb.team_id, c, ts),
-                    _ => cb.event_id.clone(),
                 };
                 let payload: Value = serde_json::from_slice(body)
                     .map_err(|_| Rejected::new("bad_json", "body is not JSON"))?;
@@ -242,6 +321,10 @@ impl Channel for Slack {
 
     fn webhook(&self) -> Option<&dyn Webhook> {
         (self.cfg.mode == SlackMode::Http).then_some(self as &dyn Webhook)
+    }
+
+    fn receiver(self: Arc<Self>) -> Option<BoxFuture<'static, String>> {
+        (self.cfg.mode == SlackMode::Socket).then(|| Box::pin(self.socket_loop()) as _)
     }
 
     fn setup(self: Arc<Self>) -> Option<BoxFuture<'static, ()>> {
