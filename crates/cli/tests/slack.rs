@@ -1,0 +1,138 @@
+//! Issue 8 §2: Slack end to end with the real binary (beyond the contract suite in
+//! channel_contract.rs): the `url_verification` handshake, `message send`, status next to
+//! Telegram, and a refused start without the credential the mode needs.
+
+use clawgate_testkit::gateway::Options;
+use clawgate_testkit::{FakeLlm, FakeSlack, FakeTelegram, GatewayProcess};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_clawgate"))
+}
+
+fn start(config: String) -> GatewayProcess {
+    GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(config),
+            ..Options::default()
+        },
+    )
+}
+
+fn models(llm: &FakeLlm) -> String {
+    format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n",
+        llm.openai_base_url()
+    )
+}
+
+#[tokio::test]
+async fn i8_2_url_verification_is_answered_on_the_shared_gate() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    let gw = start(format!(
+        "{}channels:\n  slack:\n    mode: http\n    botToken: \"{}\"\n    signingSecret: \"{}\"\n    apiRoot: {}\n",
+        models(&llm),
+        slack.bot_token(),
+        slack.signing_secret(),
+        slack.api_root()
+    ));
+    let url = format!("http://127.0.0.1:{}/slack/events", gw.port());
+    slack.verify_url(&url).await.expect("url_verification");
+}
+
+#[tokio::test]
+async fn i8_2_message_send_to_slack_and_status_shows_both_channels() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    slack.add_channel("C123", true);
+    let tg = FakeTelegram::start().await;
+    let gw = start(format!(
+        "{}channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n  slack:\n    botToken: \"{}\"\n    appToken: \"{}\"\n    apiRoot: {}\n",
+        models(&llm),
+        tg.token(),
+        tg.api_root(),
+        slack.bot_token(),
+        slack.app_token(),
+        slack.api_root()
+    ));
+    let out = gw
+        .cli(bin())
+        .args([
+            "message",
+            "send",
+            "--channel",
+            "slack",
+            "--to",
+            "C123",
+            "--text",
+            "**hi** <you>",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = slack.wait_for_sent(1, Duration::from_secs(20)).await;
+    assert_eq!(sent[0].channel, "C123");
+    // Model Markdown becomes mrkdwn, with & < > escaped.
+    assert_eq!(sent[0].text, "*hi* &lt;you&gt;");
+    let out = gw
+        .cli(bin())
+        .args(["channels", "status", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["channelOrder"],
+        serde_json::json!(["telegram", "slack"]),
+        "{v}"
+    );
+    assert_eq!(v["channelAccounts"]["slack"][0]["mode"], "socket");
+    assert_eq!(v["channelLabels"]["slack"], "Slack");
+    // An id that is not a Slack conversation or user: a clear error.
+    let out = gw
+        .cli(bin())
+        .args([
+            "message",
+            "send",
+            "--channel",
+            "slack",
+            "--to",
+            "#general",
+            "--text",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn i8_2_socket_mode_without_an_app_token_refuses_to_start() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    clawgate_testkit::gateway::write_config(
+        home.path(),
+        "channels:\n  slack:\n    botToken: \"xoxb-1-2\"\n",
+    );
+    let (status, _, err) = clawgate_testkit::gateway::run_to_exit(
+        bin(),
+        home.path(),
+        &Options::default(),
+        "0",
+        Duration::from_secs(10),
+    );
+    assert_eq!(status.code(), Some(78));
+    assert!(err.contains("channels.slack.appToken: required"), "{err}");
+}
