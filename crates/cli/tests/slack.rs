@@ -136,3 +136,94 @@ fn i8_2_socket_mode_without_an_app_token_refuses_to_start() {
     assert_eq!(status.code(), Some(78));
     assert!(err.contains("channels.slack.appToken: required"), "{err}");
 }
+
+fn socket_config(llm: &FakeLlm, slack: &FakeSlack) -> String {
+    format!(
+        "{}channels:\n  slack:\n    botToken: \"{}\"\n    appToken: \"{}\"\n    apiRoot: {}\n    allowFrom: [\"U0000001\"]\n",
+        models(llm),
+        slack.bot_token(),
+        slack.app_token(),
+        slack.api_root()
+    )
+}
+
+fn slack_status(gw: &GatewayProcess) -> Value {
+    let out = gw
+        .cli(bin())
+        .args(["channels", "status", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["channelAccounts"]["slack"][0].clone()
+}
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn i8_2_socket_dropped_without_close_frame_is_reconnected_and_nothing_lost() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    let gw = start(socket_config(&llm, &slack));
+    assert!(slack.wait_for_connections(1, T).await);
+    let first = slack.latest_connection().unwrap();
+    // TCP reset, no close frame; a message arrives meanwhile.
+    slack.reset_connection(first);
+    slack.deliver_message(slack.dm_message("U0000001", "still there?"));
+    let sent = slack.wait_for_sent(1, T).await;
+    assert_eq!(sent[0].text, "Hello from the fake LLM!");
+    assert!(
+        slack.tickets_issued() >= 2,
+        "a fresh URL for the new connection"
+    );
+    let s = clawgate_testkit::wait_for("the reply to settle", T, || {
+        let s = slack_status(&gw);
+        async move { (s["outbox"]["sent"] == 1 && s["inbound"]["done"] == 1).then_some(s) }
+    })
+    .await;
+    assert!(s["restarts"].as_u64().unwrap_or(0) >= 1, "{s}");
+    assert_eq!(slack.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn i8_2_refresh_requested_opens_the_next_connection_before_closing() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    let _gw = start(socket_config(&llm, &slack));
+    assert!(slack.wait_for_connections(1, T).await);
+    slack.send_disconnect("refresh_requested");
+    let conns = slack
+        .wait_until(T, || {
+            let c = slack.connections();
+            (c.len() >= 2 && c[0].closed_at.is_some()).then_some(c)
+        })
+        .await
+        .expect("a second connection");
+    assert!(conns[1].opened_at <= conns[0].closed_at.unwrap());
+    slack.deliver_message(slack.dm_message("U0000001", "after refresh"));
+    slack.wait_for_sent(1, T).await;
+}
+
+#[tokio::test]
+async fn i8_2_link_disabled_stops_with_a_clear_status() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    let gw = start(socket_config(&llm, &slack));
+    assert!(slack.wait_for_connections(1, T).await);
+    slack.send_disconnect("link_disabled");
+    let s = clawgate_testkit::wait_for("the status to show link_disabled", T, || {
+        let s = slack_status(&gw);
+        async move {
+            s["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("link_disabled"))
+                .then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(s["connected"], false, "{s}");
+    assert_eq!(
+        slack.tickets_issued(),
+        1,
+        "no reconnect after link_disabled"
+    );
+}
