@@ -6,7 +6,9 @@ use clawgate_testkit::gateway::Options;
 use clawgate_testkit::{FakeLlm, FakeSlack, FakeTelegram, GatewayProcess};
 use serde_json::Value;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
+use std::time::Instant;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_clawgate"))
@@ -226,4 +228,104 @@ async fn i8_2_link_disabled_stops_with_a_clear_status() {
         1,
         "no reconnect after link_disabled"
     );
+}
+
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx from Debian's package, proxying everything to the gateway on 127.0.0.1 with the
+/// public `Host: bot.example.com`, as a real deployment does.
+fn start_nginx(gateway_port: u16) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = dir.path().display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+events {{ worker_connections 64; }}\n\
+http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://127.0.0.1:{gateway_port};\n\
+      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
+      proxy_set_header Host bot.example.com;\n      proxy_set_header X-Forwarded-Host bot.example.com;\n      proxy_set_header X-Forwarded-For $remote_addr;\n      proxy_set_header X-Forwarded-Proto $scheme;\n    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let nginx = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists() || *p == "nginx")
+        .unwrap();
+    let child = Command::new(nginx)
+        .args([
+            "-p",
+            &d.to_string(),
+            "-c",
+            &format!("{d}/nginx.conf"),
+            "-e",
+            &format!("{d}/error.log"),
+        ])
+        .spawn()
+        .expect("nginx is required (apt-get install nginx; scripts/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn i8_2_events_api_through_nginx_forwarding_the_public_host() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    let gw = start(format!(
+        "gateway:\n  trustedProxies: [127.0.0.1]\n{}channels:\n  slack:\n    mode: http\n    botToken: \"{}\"\n    signingSecret: \"{}\"\n    apiRoot: {}\n    allowFrom: [\"U0000001\"]\n",
+        models(&llm),
+        slack.bot_token(),
+        slack.signing_secret(),
+        slack.api_root()
+    ));
+    let nginx = start_nginx(gw.port());
+    let url = format!("http://127.0.0.1:{}/slack/events", nginx.port);
+    // The handshake and a signed event pass nginx with no gateway.allowedHosts entry.
+    slack
+        .verify_url(&url)
+        .await
+        .expect("url_verification through nginx");
+    slack.deliver_message(slack.dm_message("U0000001", "via nginx"));
+    let sent = slack.wait_for_sent(1, T).await;
+    assert_eq!(sent[0].text, "Hello from the fake LLM!");
+    // A stale timestamp, an altered body, a wrong secret: 401, no agent call.
+    for t in [
+        clawgate_testkit::fake_slack::Tamper::StaleTimestamp,
+        clawgate_testkit::fake_slack::Tamper::AlteredBody,
+        clawgate_testkit::fake_slack::Tamper::WrongSecret,
+    ] {
+        let a = slack
+            .send_tampered(slack.dm_message("U0000001", "forged"), t.clone())
+            .await;
+        assert_eq!(a.status, Some(401), "{t:?}");
+    }
+    assert_eq!(llm.request_count(), 1);
+    assert_eq!(slack.sent_messages().len(), 1);
 }
