@@ -5,11 +5,37 @@
 pub mod access;
 pub mod chunk;
 pub mod pairing;
+pub mod plugin;
 pub mod session_key;
 pub mod slack;
+pub mod status;
 pub mod telegram;
 
 use serde::{Deserialize, Serialize};
+
+pub use plugin::{Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webhook, WebhookEvent};
+pub use status::{ChannelStatus, StatusCell};
+
+/// Every platform, one line each. Adding a channel is a directory plus a line here.
+static REGISTRY: &[&dyn ChannelPlugin] = &[&telegram::Plugin, &slack::Plugin];
+
+/// The channel plugins, in the order `channels.status` lists them.
+pub fn registry() -> &'static [&'static dyn ChannelPlugin] {
+    REGISTRY
+}
+
+/// The registry's config section parsers, for `Config::load_with`.
+pub fn config_parsers() -> Vec<&'static dyn clawgate_config::ChannelConfigParser> {
+    REGISTRY
+        .iter()
+        .map(|p| *p as &dyn clawgate_config::ChannelConfigParser)
+        .collect()
+}
+
+/// The plugin named `name`.
+pub fn plugin(name: &str) -> Option<&'static dyn ChannelPlugin> {
+    REGISTRY.iter().copied().find(|p| p.name() == name)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -38,7 +38,7 @@ fn local_config(flag: Option<&std::path::Path>) -> (Config, Option<String>) {
             None,
         );
     }
-    match Config::load(&path) {
+    match Config::load_with(&path, &clawgate_channels::config_parsers()) {
         Ok(c) => (c, None),
         Err(errs) => (
             Config {
@@ -597,7 +597,7 @@ pub async fn channels_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
     };
     let order = v["channelOrder"].as_array().cloned().unwrap_or_default();
     if order.is_empty() {
-        println!("No channels configured (add channels.telegram to config.yaml).");
+        println!("No channels configured (add a channels.<name> section to config.yaml, see docs/channels.md).");
         return 0;
     }
     for ch in order {

@@ -1,6 +1,7 @@
 //! clawgate's configuration: the `config.yaml` model with its defaults, strict validation
 //! that names `config.yaml:LINE:COL`, `${ENV}` substitution, and secrets as a type.
 
+pub mod channel;
 pub mod escape;
 pub mod paths;
 pub mod secret;
@@ -14,8 +15,9 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+pub use channel::{ChannelConfigParser, ChannelEntry, ChannelSection};
 pub use secret::Secret;
-pub use validate::ConfigError;
+pub use validate::{describe, join, ConfigError, Ctx};
 pub use validate_agent::DANGEROUS_EXEC_KEY;
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -82,6 +84,9 @@ pub struct GatewayConfig {
     pub port: u16,
     pub auth: AuthConfig,
     pub allowed_origins: Vec<String>,
+    /// `gateway.allowedHosts`: names accepted in `Host` on browser-facing routes (lowercase,
+    /// no port), besides loopback names; host names of `allowedOrigins` are accepted too.
+    pub allowed_hosts: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     /// `gateway.maxHttpConnections`.
     pub max_http_connections: usize,
@@ -264,38 +269,11 @@ pub enum DmPolicy {
     Disabled,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TelegramMode {
-    Polling,
-    Webhook,
-}
-
-/// `channels.telegram.groups.<id>`.
+/// A group/channel entry of a channel section (`channels.<name>.groups.<id>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupConfig {
     pub require_mention: bool,
     pub enabled: bool,
-}
-
-/// `channels.telegram`.
-#[derive(Debug, Clone)]
-pub struct TelegramConfig {
-    pub enabled: bool,
-    pub bot_token: Option<Secret>,
-    pub mode: TelegramMode,
-    pub webhook_path: String,
-    pub webhook_secret: Option<Secret>,
-    pub webhook_url: Option<String>,
-    pub api_root: String,
-    pub dm_policy: DmPolicy,
-    /// Numeric user ids (prefixes `tg:`/`telegram:` stripped) or `*`.
-    pub allow_from: Vec<String>,
-    /// Group chat id (or `*`) → settings; a group not listed is ignored.
-    pub groups: Vec<(String, GroupConfig)>,
-    pub text_chunk_limit: usize,
-    pub poll_timeout_secs: u64,
-    /// A poll loop with no completed `getUpdates` for this long is considered stalled.
-    pub stall_timeout_secs: u64,
 }
 
 /// Plain data: the running gateway is built from it.
@@ -308,7 +286,8 @@ pub struct Config {
     pub agent: AgentDefaults,
     pub tools: ToolsConfig,
     pub dm_scope: DmScope,
-    pub telegram: Option<TelegramConfig>,
+    /// The configured `channels.<name>` sections, in file order.
+    pub channels: Vec<ChannelEntry>,
     pub store: StoreConfig,
     pub logging: LoggingConfig,
 }
@@ -372,6 +351,7 @@ impl Default for Config {
                     rate_limit: RateLimit::default(),
                 },
                 allowed_origins: Vec::new(),
+                allowed_hosts: Vec::new(),
                 trusted_proxies: Vec::new(),
                 max_http_connections: DEFAULT_MAX_HTTP_CONNECTIONS,
                 max_http_connections_per_address: DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS,
@@ -382,7 +362,7 @@ impl Default for Config {
             agent: AgentDefaults::default(),
             tools: ToolsConfig::default(),
             dm_scope: DmScope::PerChannelPeer,
-            telegram: None,
+            channels: Vec::new(),
             store: StoreConfig::default(),
             logging: LoggingConfig::default(),
         }
@@ -390,9 +370,26 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The section of channel `name`, when configured.
+    pub fn channel(&self, name: &str) -> Option<&ChannelEntry> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+
     /// Parses and validates config text. `file_label` names the file in error messages.
+    /// No channel is known: a `channels.<name>` section is an unknown key. The gateway and
+    /// the CLI use [`Config::load_with`] with the channel registry.
     pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
-        validate::parse(text, path, &|name| std::env::var(name).ok())
+        validate::parse(text, path, &|name| std::env::var(name).ok(), &[])
+    }
+
+    /// Parses with the given channel section parsers (`clawgate_channels::registry`).
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        channels: &[&dyn ChannelConfigParser],
+    ) -> Result<Config, Vec<ConfigError>> {
+        validate::parse(text, path, env, channels)
     }
 
     /// Same as [`Config::parse`] with an explicit environment (for tests).
@@ -401,11 +398,19 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<ConfigError>> {
-        validate::parse(text, path, env)
+        validate::parse(text, path, env, &[])
     }
 
     /// Reads and validates the file at `path` (at most [`MAX_CONFIG_BYTES`]).
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        Config::load_with(path, &[])
+    }
+
+    /// [`Config::load`] with the channel section parsers.
+    pub fn load_with(
+        path: &Path,
+        channels: &[&dyn ChannelConfigParser],
+    ) -> Result<Config, Vec<ConfigError>> {
         use std::io::Read;
         let mut text = String::new();
         let read = std::fs::File::open(path).and_then(|f| {
@@ -414,7 +419,7 @@ impl Config {
         });
         match read {
             Ok(n) if n > MAX_CONFIG_BYTES => Err(vec![ConfigError::too_large(path)]),
-            Ok(_) => Config::parse(&text, path),
+            Ok(_) => validate::parse(&text, path, &|name| std::env::var(name).ok(), channels),
             Err(e) => Err(vec![ConfigError::io(path, &e)]),
         }
     }
@@ -501,6 +506,10 @@ gateway:
   # Browser origins allowed to open the WebSocket, besides the gateway's own
   # http://127.0.0.1:<port> and http://localhost:<port>. Exact matches only.
   allowedOrigins: []
+
+  # Host names this gateway answers to on browser-facing routes (a DNS-rebinding guard),
+  # besides localhost/127.0.0.1/[::1]. Channel webhook routes do not need them.
+  # allowedHosts: ["claw.example.com"]
 
   # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed. Requests that
   # carry forwarded headers are never treated as local clients.

@@ -128,35 +128,6 @@ fn loopback_classification() {
 }
 
 #[test]
-fn telegram_channel_config() {
-    let c = parse("channels:\n  telegram:\n    botToken: \"123:ABC\"\n    allowFrom: [\"tg:42\", 7]\n    groups:\n      \"-100123\": { requireMention: false }\nsession:\n  dmScope: main\n").unwrap();
-    let t = c.telegram.unwrap();
-    assert_eq!(t.allow_from, vec!["42", "7"]);
-    assert_eq!(t.groups[0].0, "-100123");
-    assert!(!t.groups[0].1.require_mention);
-    assert_eq!(t.mode, TelegramMode::Polling);
-    assert_eq!(c.dm_scope, DmScope::Main);
-}
-
-#[test]
-fn webhook_mode_needs_a_secret() {
-    let e = first_error("channels:\n  telegram:\n    botToken: \"123:ABC\"\n    mode: webhook\n");
-    assert_eq!(e, "config.yaml:4:11: channels.telegram.webhookSecret: required in webhook mode: without it anyone could post fake updates to the webhook");
-    let e = first_error("channels:\n  telegram:\n    botToken: \"123:ABC\"\n    mode: webhook\n    webhookSecret: \"\"\n");
-    assert!(e.contains("webhookSecret"), "{e}");
-}
-
-#[test]
-fn open_dm_policy_needs_a_wildcard() {
-    let e = first_error("channels:\n  telegram:\n    botToken: \"123:ABC\"\n    dmPolicy: open\n    allowFrom: [\"42\"]\n");
-    assert!(e.contains("requires allowFrom"), "{e}");
-    let e = first_error(
-        "channels:\n  telegram:\n    botToken: \"123:ABC\"\n    allowFrom: [\"@ada\"]\n",
-    );
-    assert!(e.contains("not a numeric Telegram user id"), "{e}");
-}
-
-#[test]
 fn exec_escape_hatches_need_the_dangerous_key() {
     let text = "tools:\n  exec:\n    mode: allowlist\n    allowlist: [cat, env, /bin/sh]\n";
     let errs = parse(text).unwrap_err();
@@ -294,4 +265,19 @@ fn connection_and_outbound_limits() {
     assert!(first_error("gateway:\n  maxConnections: 0\n").contains("gateway.maxConnections"));
     assert!(first_error("gateway:\n  maxBufferedBytesTotal: 1000\n")
         .contains("gateway.maxBufferedBytesTotal"));
+}
+
+#[test]
+fn allowed_hosts_are_host_names() {
+    let c = parse("gateway:\n  allowedHosts: [\"Bot.Example.com\", \"[::1]\"]\n").unwrap();
+    assert_eq!(c.gateway.allowed_hosts, vec!["bot.example.com", "[::1]"]);
+    for bad in [
+        "https://bot.example.com",
+        "*.example.com",
+        "bot.example.com:443",
+        "",
+    ] {
+        let e = first_error(&format!("gateway:\n  allowedHosts: [\"{bad}\"]\n"));
+        assert!(e.contains("gateway.allowedHosts[0]"), "{bad}: {e}");
+    }
 }

@@ -51,14 +51,16 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-pub(crate) struct Ctx<'a> {
+/// The validation context a config section (the core's or a channel's) reports into: every
+/// problem becomes one `config.yaml:LINE:COL: key: message` line.
+pub struct Ctx<'a> {
     file: String,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
-    pub(crate) fn err(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
+    pub fn err(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             pos: Some(pos),
@@ -68,7 +70,7 @@ impl Ctx<'_> {
     }
 
     /// The entries of a mapping node, reporting unknown keys (with a near-miss hint).
-    pub(crate) fn mapping<'n>(
+    pub fn mapping<'n>(
         &mut self,
         node: &'n Node,
         key: &str,
@@ -107,7 +109,7 @@ impl Ctx<'_> {
     }
 
     /// A string scalar with `${ENV}` substituted.
-    pub(crate) fn string(&mut self, node: &Node, key: &str) -> Option<String> {
+    pub fn string(&mut self, node: &Node, key: &str) -> Option<String> {
         match &node.value {
             Value::Scalar(s, _) if !node.is_null() => match substitute(s, self.env) {
                 Ok(v) => Some(v),
@@ -127,7 +129,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(crate) fn integer(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
+    pub fn integer(&mut self, node: &Node, key: &str, min: u64, max: u64) -> Option<u64> {
         match &node.value {
             Value::Scalar(s, false) if !node.is_null() => match s.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Some(n),
@@ -156,7 +158,7 @@ impl Ctx<'_> {
     }
 
     /// A string that must be one of `allowed` (with a near-miss hint).
-    pub(crate) fn one_of(&mut self, node: &Node, key: &str, allowed: &[&str]) -> Option<String> {
+    pub fn one_of(&mut self, node: &Node, key: &str, allowed: &[&str]) -> Option<String> {
         let v = self.string(node, key)?;
         if allowed.contains(&v.as_str()) {
             return Some(v);
@@ -173,7 +175,7 @@ impl Ctx<'_> {
         None
     }
 
-    pub(crate) fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+    pub fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
         match &node.value {
             Value::Scalar(s, false) if s == "true" => Some(true),
             Value::Scalar(s, false) if s == "false" => Some(false),
@@ -188,7 +190,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(crate) fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<(String, Pos)>> {
+    pub fn string_list(&mut self, node: &Node, key: &str) -> Option<Vec<(String, Pos)>> {
         if node.is_null() {
             return Some(Vec::new());
         }
@@ -211,14 +213,14 @@ impl Ctx<'_> {
     }
 }
 
-pub(crate) fn describe(node: &Node) -> String {
+pub fn describe(node: &Node) -> String {
     match &node.value {
         Value::Scalar(s, _) if !node.is_null() => format!("`{s}`"),
         _ => node.kind().to_string(),
     }
 }
 
-pub(crate) fn join(prefix: &str, key: &str) -> String {
+pub fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
     } else {
@@ -296,6 +298,7 @@ pub(crate) fn parse(
     text: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    channels: &[&dyn crate::ChannelConfigParser],
 ) -> Result<Config, Vec<ConfigError>> {
     let file = path.display().to_string();
     let mut cfg = Config {
@@ -333,7 +336,7 @@ pub(crate) fn parse(
                 "agents" => crate::validate_agent::agents(&mut ctx, v, &mut cfg),
                 "tools" => crate::validate_agent::tools(&mut ctx, v, &mut cfg),
                 "session" => crate::validate_channels::session(&mut ctx, v, &mut cfg),
-                "channels" => crate::validate_channels::channels(&mut ctx, v, &mut cfg),
+                "channels" => crate::validate_channels::channels(&mut ctx, v, &mut cfg, channels),
                 "store" => crate::validate_store::store(&mut ctx, v, &mut cfg),
                 "logging" => crate::validate_store::logging(&mut ctx, v, &mut cfg),
                 _ => {}
@@ -354,6 +357,7 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
         "port",
         "auth",
         "allowedOrigins",
+        "allowedHosts",
         "trustedProxies",
         "maxHttpConnections",
         "maxHttpConnectionsPerAddress",
@@ -413,6 +417,21 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                         match normalize_origin(&o) {
                             Ok(norm) => cfg.gateway.allowed_origins.push(norm),
                             Err(msg) => ctx.err(pos, &format!("{key}[{i}]"), msg),
+                        }
+                    }
+                }
+            }
+            "allowedHosts" => {
+                if let Some(list) = ctx.string_list(v, &key) {
+                    for (i, (h, pos)) in list.into_iter().enumerate() {
+                        let lower = h.trim().to_ascii_lowercase();
+                        let ok = !lower.is_empty()
+                            && !lower.contains(['/', '*', ' '])
+                            && matches!(crate::split_host_port(&lower), Some((ref host, None)) if *host == lower);
+                        if ok {
+                            cfg.gateway.allowed_hosts.push(lower);
+                        } else {
+                            ctx.err(pos, &format!("{key}[{i}]"), format!("`{h}` is not a host name (like bot.example.com, no scheme, port or wildcard)"));
                         }
                     }
                 }

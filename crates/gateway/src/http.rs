@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use clawgate_channels::Host;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -32,9 +33,12 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
-    if let Some(tg) = &state.gw.telegram {
-        if tg.cfg.mode == clawgate_config::TelegramMode::Webhook {
-            r = r.route(&tg.cfg.webhook_path, any(telegram_webhook));
+    for (i, rc) in state.gw.channels.iter().enumerate() {
+        if let Some(hook) = rc.ch.webhook() {
+            r = r.route(
+                hook.path(),
+                any(move |st: State<AppState>, req: Request| webhook_gate(st, i, req)),
+            );
         }
     }
     r.route("/healthz", any(healthz))
@@ -85,12 +89,12 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok());
-    if !host.is_some_and(|h| host_allowed(gw, h)) {
+    if !host.is_some_and(|h| host_allowed(gw, h)) && !is_webhook_path(gw, req.uri().path()) {
         debug!(host = ?host.map(sanitize), "request refused: Host not allowed");
         return error(
             StatusCode::MISDIRECTED_REQUEST,
             "host_not_allowed",
-            "this gateway only answers requests addressed to localhost/127.0.0.1 or a configured host (gateway.allowedOrigins)",
+            "this gateway only answers requests addressed to localhost/127.0.0.1 or a configured host (gateway.allowedHosts)",
         );
     }
     let is_upgrade = req
@@ -171,7 +175,7 @@ async fn readyz(State(st): State<AppState>, req: Request) -> Response {
     )
 }
 
-/// Largest webhook body accepted (Telegram updates are a few KB).
+/// Largest webhook body accepted (platform events are a few KB).
 const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 /// The whole webhook body must arrive within this, counted from the end of the headers.
 pub const WEBHOOK_BODY_DEADLINE: Duration = Duration::from_secs(5);
@@ -209,15 +213,19 @@ fn too_many_attempts(retry_after_ms: u64) -> Response {
     resp
 }
 
-/// The webhook gate for Telegram: throttle → secret header → body (capped, under a
-/// deadline) → parse → dedupe and store → ack. The secret travels in a header, so it is
-/// checked before a byte of the body is read; failures feed the same limiter as logins.
-/// Telegram signs nothing and sends no timestamp, so the secret header is the check and
-/// `update_id` dedupe stands in for a replay window.
-async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response {
-    let Some(tg) = st.gw.telegram.clone() else {
+/// The one webhook gate, for every channel's webhook route: throttle → header checks (a
+/// secret header is checked before a byte of the body is read) → body (capped, under a
+/// deadline) → verify on the raw bytes (signature, replay window) → parse → durable insert
+/// deduped on the platform's event id → ack. Failed checks feed the same limiter as logins.
+/// Webhook routes are authenticated by their secret or signature, not by `Host`.
+async fn webhook_gate(State(st): State<AppState>, index: usize, req: Request) -> Response {
+    let Some(rc) = st.gw.channels.get(index).cloned() else {
         return not_found().await;
     };
+    let Some(hook) = rc.ch.webhook() else {
+        return not_found().await;
+    };
+    let name = rc.ch.name();
     if req.method() != Method::POST {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -236,35 +244,24 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
     if let Err(retry) = st.gw.limiter.check(client_ip) {
         return too_many_attempts(retry);
     }
-    let secret = tg
-        .cfg
-        .webhook_secret
-        .as_ref()
-        .map(|s| s.expose())
-        .unwrap_or("");
-    let presented = req
-        .headers()
-        .get(clawgate_channels::telegram::SECRET_HEADER)
-        .map(|v| v.as_bytes());
-    if secret.is_empty() || !clawgate_channels::telegram::verify_secret(secret, presented) {
+    let refused = |r: clawgate_channels::Rejected| {
         // One line per lockout, not per attempt: a flood of bad secrets must not flood the log.
         match st.gw.limiter.record_failure(client_ip) {
             Some(ms) => warn!(
-                client = %client_ip,
-                "telegram webhook: repeated missing or wrong secret token; client locked out for {ms} ms"
+                client = %client_ip, channel = name,
+                "webhook: repeated failed verification ({}); client locked out for {ms} ms", r.message
             ),
-            None => debug!(client = %client_ip, "telegram webhook: missing or wrong secret token"),
+            None => debug!(client = %client_ip, channel = name, "webhook: {}", r.message),
         }
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong X-Telegram-Bot-Api-Secret-Token",
-        );
+        error(StatusCode::UNAUTHORIZED, r.code, &r.message)
+    };
+    if let Err(r) = hook.verify_headers(req.headers()) {
+        return refused(r);
     }
-    st.gw.limiter.record_success(client_ip);
+    let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(
         WEBHOOK_BODY_DEADLINE,
-        read_capped(req.into_body(), MAX_WEBHOOK_BODY),
+        read_capped(body, MAX_WEBHOOK_BODY),
     )
     .await
     {
@@ -291,18 +288,23 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
             )
         }
     };
-    let update: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                "body is not a JSON update",
-            )
-        }
+    let now_secs = crate::devices::now_ms() / 1000;
+    if let Err(r) = hook.verify_body(&parts.headers, &body, now_secs) {
+        return refused(r);
+    }
+    st.gw.limiter.record_success(client_ip);
+    let event = match hook.parse(&parts.headers, &body) {
+        Ok(e) => e,
+        Err(r) => return error(StatusCode::BAD_REQUEST, r.code, &r.message),
     };
-    match tg.ingest(&st.gw, &update).await {
+    let (key, payload) = match event {
+        clawgate_channels::WebhookEvent::Store { key, payload } => (key, payload),
+        clawgate_channels::WebhookEvent::Respond(v) => return json_ok(StatusCode::OK, v),
+        clawgate_channels::WebhookEvent::Ignore => return StatusCode::OK.into_response(),
+    };
+    match rc.host.ingest(vec![(key, payload)], None).await {
         Ok(_) => {
+            rc.ch.status().polled();
             let mut resp = StatusCode::OK.into_response();
             resp.headers_mut().insert(
                 "x-clawgate-delivery-accepted",
@@ -310,10 +312,9 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
             );
             resp
         }
-        Err(e) if e.contains("update_id") => error(StatusCode::BAD_REQUEST, "bad_update", &e),
         Err(e) => {
-            warn!("telegram webhook: cannot store the update: {e}");
-            // Not acknowledged: Telegram will deliver it again.
+            warn!(channel = name, "webhook: cannot store the delivery: {e}");
+            // Not acknowledged: the platform will deliver it again.
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -321,6 +322,14 @@ async fn telegram_webhook(State(st): State<AppState>, req: Request) -> Response 
             )
         }
     }
+}
+
+/// Whether `path` is a channel's webhook route (authenticated by its secret or signature,
+/// so exempt from the Host allowlist).
+fn is_webhook_path(gw: &Gateway, path: &str) -> bool {
+    gw.channels
+        .iter()
+        .any(|rc| rc.ch.webhook().is_some_and(|h| h.path() == path))
 }
 
 async fn not_found() -> Response {

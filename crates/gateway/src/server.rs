@@ -80,14 +80,15 @@ pub fn load_config(flag: Option<&std::path::Path>) -> Result<(Config, PathBuf, b
             )));
         }
     }
-    let config = Config::load(&path).map_err(|errs| {
-        StartError::config(
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let config =
+        Config::load_with(&path, &clawgate_channels::config_parsers()).map_err(|errs| {
+            StartError::config(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
     Ok((config, home, created))
 }
 
@@ -178,8 +179,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     {
         redactor.add(s.expose());
     }
-    if let Some(t) = &config.telegram {
-        for s in [&t.bot_token, &t.webhook_secret].into_iter().flatten() {
+    for c in &config.channels {
+        for s in c.section.secrets() {
             redactor.add(s.expose());
         }
     }
@@ -217,13 +218,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::config(e.to_string()))?
             .map_err(StartError::config)?;
-    let telegram = match &config.telegram {
-        Some(t) if t.enabled => Some(Arc::new(
-            crate::channels::telegram::TelegramRuntime::new(t.clone())
-                .map_err(StartError::config)?,
-        )),
-        _ => None,
-    };
+    let channels = crate::channels::build(&config, &chat.store).map_err(StartError::config)?;
     let mode = config.gateway.auth.mode;
     let gw = Arc::new(Gateway::new(GatewayParts {
         config,
@@ -234,7 +229,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         port: local.port(),
         devices,
         chat,
-        telegram,
+        channels,
     }));
     // Handlers first, then the line that tells scripts we are up: a SIGTERM/SIGINT sent right
     // after it must reach the clean shutdown, not the default action.
@@ -248,9 +243,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     });
     spawn_periodic(gw.clone());
     crate::chat::prune::spawn(gw.clone());
-    if let Some(tg) = &gw.telegram {
-        crate::channels::telegram::spawn(&gw, tg.clone());
-    }
+    crate::channels::spawn_all(&gw);
 
     let http_conns = Arc::new(crate::connlimit::HttpConns::new(
         gw.config.gateway.max_http_connections,

@@ -92,7 +92,8 @@ pub struct Gateway {
     pub shutdown: watch::Sender<bool>,
     pub last_heartbeat: Mutex<Option<Value>>,
     pub chat: crate::chat::ChatRuntime,
-    pub telegram: Option<std::sync::Arc<crate::channels::telegram::TelegramRuntime>>,
+    /// The running channels, in registry order.
+    pub channels: Vec<crate::channels::Running>,
 }
 
 pub struct GatewayParts {
@@ -104,7 +105,8 @@ pub struct GatewayParts {
     pub port: u16,
     pub devices: DeviceStore,
     pub chat: crate::chat::ChatRuntime,
-    pub telegram: Option<std::sync::Arc<crate::channels::telegram::TelegramRuntime>>,
+    /// The running channels, in registry order.
+    pub channels: Vec<crate::channels::Running>,
 }
 
 impl Gateway {
@@ -119,6 +121,8 @@ impl Gateway {
         allowed_origins.extend(cfg.allowed_origins.iter().cloned());
         let mut allowed_hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()];
         allowed_hosts.push(bracket_host(&cfg.host));
+        allowed_hosts.extend(cfg.allowed_hosts.iter().cloned());
+        // Kept for compatibility: the host names of allowed origins are allowed hosts too.
         for o in &cfg.allowed_origins {
             if let Some(h) = origin_host(o) {
                 allowed_hosts.push(h);
@@ -154,7 +158,7 @@ impl Gateway {
             shutdown,
             last_heartbeat: Mutex::new(None),
             chat: parts.chat,
-            telegram: parts.telegram,
+            channels: parts.channels,
         }
     }
 

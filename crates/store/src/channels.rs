@@ -160,16 +160,21 @@ impl Store {
         Ok(ids)
     }
 
-    /// Pending rows (of every channel), oldest id first.
-    pub fn pending_inbound(&self, limit: usize) -> Result<Vec<InboundRow>, StoreError> {
+    /// The oldest pending messages of one channel (each channel has its own queue, so a
+    /// backlog on one platform never starves another).
+    pub fn pending_inbound(
+        &self,
+        channel: &str,
+        limit: usize,
+    ) -> Result<Vec<InboundRow>, StoreError> {
         let sql = format!(
-            "SELECT {INBOUND_COLS} FROM channel_inbound WHERE status = 'pending' \
-             ORDER BY id ASC LIMIT ?1"
+            "SELECT {INBOUND_COLS} FROM channel_inbound WHERE status = 'pending' AND channel = ?1 \
+             ORDER BY id ASC LIMIT ?2"
         );
         let conn = self.conn();
         let rows = conn
             .prepare_cached(&sql)?
-            .query_map([to_i64(limit)], inbound_from_row)?
+            .query_map(rusqlite::params![channel, to_i64(limit)], inbound_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

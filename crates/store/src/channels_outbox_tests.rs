@@ -34,7 +34,7 @@ fn enqueue_reply_marks_done_and_dedupes_chunks() {
     assert_eq!(ids.len(), 2);
     let row = s.get_inbound(id).unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.processed_at), ("done", Some(60)));
-    assert_eq!(s.pending_inbound(10).unwrap(), vec![]);
+    assert_eq!(s.pending_inbound(TG, 10).unwrap(), vec![]);
 
     let out = s.outbox_for_inbound(id).unwrap();
     assert_eq!(

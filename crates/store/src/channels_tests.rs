@@ -97,7 +97,7 @@ fn batch_skips_duplicates_and_sets_state_with_the_rows() {
     let ids = s.insert_inbound_batch(&batch, Some((OFFSET, "4"))).unwrap();
     assert_eq!(ids.len(), 2);
     assert_eq!(s.get_state(OFFSET).unwrap().as_deref(), Some("4"));
-    let pending = s.pending_inbound(10).unwrap();
+    let pending = s.pending_inbound(TG, 10).unwrap();
     assert_eq!(keys(&pending), ["1", "2", "3"]);
     assert_eq!(ids, [pending[1].id, pending[2].id]);
     // The same batch redelivered stores nothing new; the state is still written.
@@ -122,7 +122,7 @@ fn failing_batch_writes_neither_rows_nor_state() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
     assert_eq!(s.get_state(OFFSET).unwrap().as_deref(), Some("10"));
-    assert_eq!(s.pending_inbound(10).unwrap(), vec![]);
+    assert_eq!(s.pending_inbound(TG, 10).unwrap(), vec![]);
     // Update 10 was rolled back, so it is new when polled again.
     assert!(s.insert_inbound(&inbound("10", &p, 2)).unwrap().is_some());
 }
@@ -139,7 +139,7 @@ fn batch_and_state_survive_reopen() {
     };
     let s = Store::open(&path).unwrap();
     assert_eq!(s.get_state(OFFSET).unwrap().as_deref(), Some("9"));
-    let pending = s.pending_inbound(10).unwrap();
+    let pending = s.pending_inbound(TG, 10).unwrap();
     assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
     assert_eq!(pending[0].payload, p);
     // The dedupe keys survived too.
@@ -158,12 +158,12 @@ fn pending_order_marks_attempts_and_prune() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(keys(&s.pending_inbound(3).unwrap()), ["k0", "k1", "k2"]);
+    assert_eq!(keys(&s.pending_inbound(TG, 3).unwrap()), ["k0", "k1", "k2"]);
 
     s.mark_inbound(ids[0], "done", 500).unwrap();
     s.mark_inbound(ids[1], "ignored", 501).unwrap();
     s.mark_inbound(ids[3], "done", 502).unwrap();
-    assert_eq!(keys(&s.pending_inbound(10).unwrap()), ["k2", "k4"]);
+    assert_eq!(keys(&s.pending_inbound(TG, 10).unwrap()), ["k2", "k4"]);
     let row = s.get_inbound(ids[0]).unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.processed_at), ("done", Some(500)));
     assert_eq!(s.inbound_counts(TG).unwrap(), (2, 2, 1));
@@ -311,7 +311,7 @@ fn every_inbound_gets_exactly_one_reply_after_sigkill() {
         Vec::<i64>::new()
     );
     // Only u3 still needs processing.
-    let pending = s.pending_inbound(10).unwrap();
+    let pending = s.pending_inbound(TG, 10).unwrap();
     assert_eq!(keys(&pending), ["u3"]);
     let c = s
         .enqueue_reply(&[chunk("reply:u3:0", "c", 100)], pending[0].id, 100)
@@ -364,3 +364,25 @@ fn every_inbound_gets_exactly_one_reply_after_sigkill() {
 mod outbox;
 #[path = "channels_pairing_tests.rs"]
 mod pairing;
+
+#[test]
+fn pending_inbound_is_per_channel() {
+    let s = store();
+    let p = json!({"x": 1});
+    for i in 0..5 {
+        s.insert_inbound(&inbound(&format!("t{i}"), &p, 1)).unwrap();
+    }
+    let other = NewInbound {
+        channel: "other",
+        account: ACC,
+        dedupe_key: "o1",
+        payload: &p,
+        received_at: 2,
+    };
+    s.insert_inbound(&other).unwrap().unwrap();
+    // A backlog on one channel does not hide the other's message.
+    let rows = s.pending_inbound("other", 2).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].dedupe_key, "o1");
+    assert_eq!(s.pending_inbound(TG, 10).unwrap().len(), 5);
+}

@@ -75,7 +75,7 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_by_created ON idempotency (created_at);
 "#,
-    // 2: messaging channels (Telegram etc.): inbound log, reply outbox, small state, pairing.
+    // 2: messaging channels: inbound log, reply outbox, small state, pairing.
     r#"
 -- Every inbound platform update lands here BEFORE the platform is acknowledged (webhook 200,
 -- or the polling offset advanced), so an acknowledged message can never be lost.

@@ -20,15 +20,18 @@
 //! persist, `ack`.
 
 pub mod api;
+pub mod channel;
 pub mod config;
 pub mod events;
 pub mod format;
 pub mod http;
 pub mod reply;
+pub mod section;
 pub mod socket;
 pub mod verify;
 
 pub use api::{ApiError, AuthInfo, ErrorKind, Posted, SlackApi};
+pub use channel::{Plugin, Slack};
 pub use config::{GroupPolicy, ReplyToMode, SlackConfig, SlackMode};
 pub use events::{BotIdentity, EventCallback, EventsBody, ParseOptions, SlackInbound};
 pub use socket::{SocketEvent, SocketModeSession, SocketOptions};

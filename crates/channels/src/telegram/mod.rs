@@ -2,8 +2,13 @@
 //! webhook verifier and the Markdown → Telegram HTML renderer.
 
 pub mod api;
+pub mod channel;
+pub mod config;
 pub mod format;
 pub mod parse;
+
+pub use channel::{Plugin, Telegram};
+pub use config::{TelegramConfig, TelegramMode};
 
 use subtle::ConstantTimeEq;
 

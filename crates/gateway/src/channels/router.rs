@@ -2,42 +2,20 @@
 //! agent → reply chunks into the outbox (atomically marking the inbound done) → the outbox
 //! sender delivers each chunk once, honouring the platform's retry-after.
 
+use super::Running;
 use crate::chat::{start_turn, TurnError};
 use crate::devices::now_ms;
 use crate::state::Gateway;
-use clawgate_channels::access::{decide, Decision, Policy};
+use clawgate_channels::access::{decide, Decision};
 use clawgate_channels::chunk::chunk_text;
 use clawgate_channels::pairing::{generate_code, reply_text, MAX_PENDING, TTL_MS};
 use clawgate_channels::session_key::session_key;
-use clawgate_channels::{ChatType, InboundMessage, SendError};
-use clawgate_store::{InboundRow, NewOutbox, OutboxRow, PairingOutcome};
-use serde_json::{json, Value};
-use std::future::Future;
-use std::pin::Pin;
+use clawgate_channels::{ChatType, InboundMessage, OutChunk, SendError};
+use clawgate_store::{InboundRow, NewOutbox, PairingOutcome};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tracing::{debug, info, warn};
-
-pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What the router needs from a channel: parsing, policy, and the two outbound calls.
-pub trait Port: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn parse(&self, raw: &Value) -> Option<InboundMessage>;
-    fn policy(&self) -> Policy<'_>;
-    /// The line that tells an unknown sender their id (`Your Telegram user id: 42`).
-    fn id_line(&self, sender_id: &str) -> String;
-    fn chunk_limit(&self) -> usize;
-    fn typing<'a>(&'a self, chat_id: &'a str, thread_id: Option<&'a str>) -> PortFuture<'a, ()>;
-    /// Sends one chunk; `Ok(platform message id)`.
-    fn send<'a>(&'a self, row: &'a OutboxRow) -> PortFuture<'a, Result<Option<String>, SendError>>;
-    /// Whether the channel knows enough (e.g. the bot's own identity) to process messages.
-    fn ready(&self) -> bool;
-    fn inbound_wake(&self) -> &Notify;
-    fn outbox_wake(&self) -> &Notify;
-    fn status(&self) -> &super::StatusCell;
-}
 
 /// Attempts at running the agent for one message before answering with an apology.
 const MAX_ATTEMPTS: i64 = 3;
@@ -47,20 +25,20 @@ const MAX_SEND_ATTEMPTS: i64 = 10;
 const MAX_CONCURRENT: usize = 8;
 
 /// The reply split at the platform limit, each chunk with its once-only dedupe key.
-fn chunks_for(port: &dyn Port, row: &InboundRow, text: &str) -> Vec<(String, String)> {
-    chunk_text(text, port.chunk_limit())
+fn chunks_for(port: &Running, row: &InboundRow, text: &str) -> Vec<(String, String)> {
+    chunk_text(text, port.ch.egress().chunk_limit())
         .into_iter()
         .enumerate()
-        .map(|(i, c)| (format!("{}:{}:{}", port.name(), row.id, i), c))
+        .map(|(i, c)| (format!("{}:{}:{}", port.ch.name(), row.id, i), c))
         .collect()
 }
 
 /// Queues the reply chunks and marks the inbound row done, in one transaction.
-async fn reply(gw: &Gateway, port: &dyn Port, row: &InboundRow, msg: &InboundMessage, text: &str) {
+async fn reply(gw: &Gateway, port: &Running, row: &InboundRow, msg: &InboundMessage, text: &str) {
     let now = now_ms();
     let reply_to = (msg.chat_type == ChatType::Group).then(|| msg.message_id.clone());
     let chunks = chunks_for(port, row, text);
-    let channel = port.name();
+    let channel = port.ch.name();
     let (account, chat_id, thread_id) = (
         msg.account.clone(),
         msg.chat_id.clone(),
@@ -89,9 +67,9 @@ async fn reply(gw: &Gateway, port: &dyn Port, row: &InboundRow, msg: &InboundMes
         })
         .await;
     match queued {
-        Ok(_) => port.outbox_wake().notify_one(),
+        Ok(_) => port.host.outbox_wake.notify_one(),
         Err(e) => warn!(
-            channel = port.name(),
+            channel = port.ch.name(),
             inbound = row.id,
             "cannot queue the reply: {e}"
         ),
@@ -110,23 +88,24 @@ async fn mark(gw: &Gateway, row: &InboundRow, status: &'static str) {
     }
 }
 
-async fn process(gw: Arc<Gateway>, port: Arc<dyn Port>, row: InboundRow) {
+async fn process(gw: Arc<Gateway>, port: Running, row: InboundRow) {
     let store = &gw.chat.store;
-    let Some(msg) = port.parse(&row.payload) else {
+    let Some(msg) = port.ch.parse(&row.payload) else {
         mark(&gw, &row, "ignored").await;
         return;
     };
-    port.status()
+    port.ch
+        .status()
         .update(|s| s.last_inbound_at = Some(row.received_at));
-    let channel = port.name();
+    let channel = port.ch.name();
     let (account, sender) = (msg.account.clone(), msg.sender_id.clone());
     let approved = store
         .call(move |s| s.is_sender_allowed(channel, &account, &sender))
         .await
         .unwrap_or(false);
-    match decide(&port.policy(), &msg, approved) {
+    match decide(&port.ch.policy(), &msg, approved) {
         Decision::Drop(reason) => {
-            debug!(channel = port.name(), chat = %msg.chat_id, "message ignored: {reason}");
+            debug!(channel = port.ch.name(), chat = %msg.chat_id, "message ignored: {reason}");
             mark(&gw, &row, "ignored").await;
         }
         Decision::Pair => {
@@ -150,20 +129,21 @@ async fn process(gw: Arc<Gateway>, port: Arc<dyn Port>, row: InboundRow) {
                 .await;
             match outcome {
                 Ok(PairingOutcome::Created(req)) => {
-                    info!(channel = port.name(), sender = %msg.sender_id, "pairing requested by an unknown sender");
-                    let text = reply_text(port.name(), &port.id_line(&msg.sender_id), &req.code);
-                    reply(&gw, port.as_ref(), &row, &msg, &text).await;
+                    info!(channel = port.ch.name(), sender = %msg.sender_id, "pairing requested by an unknown sender");
+                    let text =
+                        reply_text(port.ch.name(), &port.ch.id_line(&msg.sender_id), &req.code);
+                    reply(&gw, &port, &row, &msg, &text).await;
                 }
                 // One reply per request; at the cap, stay silent.
                 Ok(_) => mark(&gw, &row, "ignored").await,
                 Err(e) => warn!("pairing store error: {e}"),
             }
         }
-        Decision::Process => run_agent(&gw, port.as_ref(), &row, &msg).await,
+        Decision::Process => run_agent(&gw, &port, &row, &msg).await,
     }
 }
 
-async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &InboundMessage) {
+async fn run_agent(gw: &Arc<Gateway>, port: &Running, row: &InboundRow, msg: &InboundMessage) {
     let id = row.id;
     // A crash after the reply was queued: the reply exists, nothing to redo. Otherwise count
     // the attempt. One store round trip.
@@ -186,7 +166,7 @@ async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &I
         // Left pending: the next pass tries again.
         Err(e) => {
             warn!(
-                channel = port.name(),
+                channel = port.ch.name(),
                 inbound = id,
                 "state database error: {e}"
             );
@@ -205,22 +185,25 @@ async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &I
         return;
     }
     let key = session_key(gw.config.dm_scope, msg);
-    let run_id = format!("{}-{}-{}", port.name(), row.id, attempt);
+    let run_id = format!("{}-{}-{}", port.ch.name(), row.id, attempt);
     match start_turn(gw, &key, &run_id, &msg.text, None).await {
         Ok(()) => {}
         Err(TurnError::Store(e)) | Err(TurnError::Busy(e)) => {
-            warn!(channel = port.name(), "cannot start a run: {e}");
+            warn!(channel = port.ch.name(), "cannot start a run: {e}");
             return;
         }
     }
-    // Typing while the agent works (Telegram shows it for about 5 s).
+    // Typing while the agent works (platforms show it for about 5 s).
     let wait = gw.chat.wait(
         &run_id,
         Duration::from_millis(gw.chat.cfg.timeout_ms + 60_000),
     );
     tokio::pin!(wait);
     let summary = loop {
-        port.typing(&msg.chat_id, msg.thread_id.as_deref()).await;
+        port.ch
+            .egress()
+            .typing(&msg.chat_id, msg.thread_id.as_deref())
+            .await;
         tokio::select! {
             s = &mut wait => break s,
             _ = tokio::time::sleep(Duration::from_secs(4)) => {}
@@ -239,26 +222,24 @@ async fn run_agent(gw: &Arc<Gateway>, port: &dyn Port, row: &InboundRow, msg: &I
 }
 
 /// Processes stored inbound messages, oldest first, until the gateway stops.
-pub async fn inbound_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
+pub async fn inbound_loop(gw: Arc<Gateway>, port: Running) {
     let sem = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
     let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<i64>>> = Arc::default();
     loop {
         if gw.is_shutting_down() {
             return;
         }
-        let rows = if port.ready() {
+        let channel = port.ch.name();
+        let rows = if port.ch.ready() {
             gw.chat
                 .store
-                .call(|s| s.pending_inbound(64))
+                .call(move |s| s.pending_inbound(channel, 64))
                 .await
                 .unwrap_or_default()
         } else {
             Vec::new()
         };
         for row in rows {
-            if row.channel != port.name() {
-                continue;
-            }
             if !in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -281,7 +262,7 @@ pub async fn inbound_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
             });
         }
         tokio::select! {
-            _ = port.inbound_wake().notified() => {}
+            _ = port.host.inbound_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
@@ -296,7 +277,7 @@ fn backoff_ms(attempts: i64) -> i64 {
 }
 
 /// How long a claimed chunk stays leased to this sender: beyond the longest `send` (two
-/// `sendMessage` calls of up to 20 s each, see `clawgate_channels::telegram::api`). Only a
+/// platform send calls of up to 20 s each, see the channels' API clients). Only a
 /// sender that stopped without recording the outcome lets a lease run out; a restart does not
 /// wait for it (see [`outbox_loop`]).
 pub const SEND_LEASE_MS: i64 = 45_000;
@@ -335,12 +316,12 @@ async fn record_sent(gw: &Gateway, id: i64, mid: Option<String>, lease_until: i6
 
 /// Delivers due outbox rows: each chunk is claimed (recorded `sending`, under a lease), sent,
 /// and marked; failures are retried with the platform's retry-after or a backoff, and a chunk
-/// marked sent is never sent again. Telegram has no idempotency key, so a chunk whose
+/// marked sent is never sent again. Platforms without an idempotency key (most): so a chunk whose
 /// `sendMessage` was in flight when the process died is sent again after a restart (at least
 /// once); every other chunk is sent exactly once.
-pub async fn outbox_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
+pub async fn outbox_loop(gw: Arc<Gateway>, port: Running) {
     let store = gw.chat.store.clone();
-    let channel = port.name();
+    let channel = port.ch.name();
     // Chunks a previous process left `sending` may or may not have reached the platform:
     // retry them now instead of when their lease runs out (one gateway per state directory).
     let now = now_ms();
@@ -372,10 +353,17 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
             {
                 continue;
             }
-            match port.send(&row).await {
+            let chunk = OutChunk {
+                chat_id: &row.chat_id,
+                thread_id: row.thread_id.as_deref(),
+                reply_to: row.reply_to.as_deref(),
+                text: &row.text,
+            };
+            match port.ch.egress().send(chunk).await {
                 Ok(mid) => {
                     record_sent(&gw, id, mid, lease_until).await;
-                    port.status()
+                    port.ch
+                        .status()
                         .update(|s| s.last_outbound_at = Some(now_ms()));
                 }
                 Err(SendError::RetryAfter(ms, e)) => {
@@ -389,7 +377,8 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
                 }
                 Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
                     warn!(channel, chat = %row.chat_id, "giving up on a reply: {e}");
-                    port.status()
+                    port.ch
+                        .status()
                         .update(|s| s.last_error = Some(format!("send failed: {e}")));
                     let now = now_ms();
                     let _ = store.call(move |s| s.mark_outbox_failed(id, &e, now)).await;
@@ -401,7 +390,7 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Arc<dyn Port>) {
             _ => 1000,
         };
         tokio::select! {
-            _ = port.outbox_wake().notified() => {}
+            _ = port.host.outbox_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
         }
     }

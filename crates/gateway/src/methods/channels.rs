@@ -3,7 +3,6 @@
 
 use super::sessions::store_err;
 use super::{object, req_str, BoxFuture, Ctx};
-use crate::channels::router::Port;
 use crate::devices::now_ms;
 use clawgate_channels::chunk::chunk_text;
 use clawgate_channels::pairing::TTL_MS;
@@ -25,22 +24,23 @@ async fn send_text(
     text: &str,
     key: &str,
 ) -> Result<Value, ErrorShape> {
-    if channel != "telegram" {
+    let Some(plugin) = clawgate_channels::plugin(channel) else {
         return Err(ErrorShape::invalid(format!(
             "unsupported channel: {channel}"
         )));
-    }
-    let Some(tg) = ctx.gw.telegram.clone() else {
-        return Err(ErrorShape::unavailable(
-            "Error: Telegram is not configured. Set channels.telegram.botToken (or TELEGRAM_BOT_TOKEN) in config.yaml and restart the gateway.",
-        ));
     };
-    let chat = to.trim().strip_prefix("telegram:").unwrap_or(to.trim());
-    if chat.parse::<i64>().is_err() && !chat.starts_with('@') {
-        return Err(ErrorShape::invalid(format!(
-            "invalid send params: `{to}` is not a Telegram chat id"
+    let Some(rc) = crate::channels::find(&ctx.gw, channel).cloned() else {
+        return Err(ErrorShape::unavailable(format!(
+            "Error: {} is not configured. {}",
+            plugin.label(),
+            plugin.setup_hint()
         )));
-    }
+    };
+    let chat = rc
+        .ch
+        .parse_target(to)
+        .map_err(|e| ErrorShape::invalid(format!("invalid send params: {e}")))?;
+    let chat = chat.as_str();
     if text.trim().is_empty() {
         return Err(ErrorShape::invalid(
             "invalid send params: message must not be empty",
@@ -48,7 +48,8 @@ async fn send_text(
     }
     let store = &ctx.gw.chat.store;
     let now = now_ms();
-    let chunks = chunk_text(text, tg.cfg.text_chunk_limit);
+    let chunks = chunk_text(text, rc.ch.egress().chunk_limit());
+    let name = rc.ch.name();
     let (chat_s, key_s) = (chat.to_string(), key.to_string());
     let ids = store
         .call(move |s| {
@@ -56,7 +57,7 @@ async fn send_text(
             for (i, c) in chunks.iter().enumerate() {
                 let dedupe = format!("send:{key_s}:{i}");
                 let row = NewOutbox {
-                    channel: "telegram",
+                    channel: name,
                     account: "default",
                     chat_id: &chat_s,
                     thread_id: None,
@@ -74,7 +75,7 @@ async fn send_text(
         })
         .await
         .map_err(store_err)?;
-    tg.outbox_wake().notify_one();
+    rc.host.outbox_wake.notify_one();
     // Report the platform message id when delivery is quick; the outbox keeps trying otherwise.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut status = if ids.is_empty() {
@@ -97,7 +98,7 @@ async fn send_text(
                 }
                 Some(row) if row.status == "failed" => {
                     return Err(ErrorShape::unavailable(format!(
-                        "telegram refused the message: {}",
+                        "{name} refused the message: {}",
                         row.last_error.unwrap_or_default()
                     )));
                 }
@@ -110,9 +111,17 @@ async fn send_text(
         }
     }
     Ok(
-        json!({"runId": key, "messageId": message_id, "outboxId": ids.first(), "channel": "telegram",
+        json!({"runId": key, "messageId": message_id, "outboxId": ids.first(), "channel": name,
               "chatId": chat, "status": status, "queuedChunks": ids.len()}),
     )
+}
+
+/// The channel `send` uses when none is named: the first in the registry.
+fn default_channel() -> String {
+    clawgate_channels::registry()
+        .first()
+        .map(|p| p.name().to_string())
+        .unwrap_or_default()
 }
 
 pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
@@ -123,8 +132,8 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let channel = p
             .get("channel")
             .and_then(Value::as_str)
-            .unwrap_or("telegram")
-            .to_string();
+            .map(String::from)
+            .unwrap_or_else(default_channel);
         let text = p
             .get("message")
             .and_then(Value::as_str)
@@ -162,10 +171,14 @@ pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if channel == "telegram" && ctx.gw.telegram.is_none() {
-            return Err(ErrorShape::unavailable(
-                "Error: Telegram bot token missing. Set channels.telegram.botToken (or TELEGRAM_BOT_TOKEN) in config.yaml and restart the gateway.",
-            ));
+        if let Some(plugin) = clawgate_channels::plugin(&channel) {
+            if crate::channels::find(&ctx.gw, &channel).is_none() {
+                return Err(ErrorShape::unavailable(format!(
+                    "Error: {} is not configured. {}",
+                    plugin.label(),
+                    plugin.setup_hint()
+                )));
+            }
         }
         send_text(ctx, &channel, &to, &text, &key).await
     })

@@ -85,9 +85,8 @@ fn live_secrets(gw: &crate::state::Gateway) -> Vec<String> {
         secrets.extend(&p.api_key);
         secrets.extend(p.headers.iter().map(|(_, v)| v));
     }
-    if let Some(t) = &c.telegram {
-        secrets.extend(&t.bot_token);
-        secrets.extend(&t.webhook_secret);
+    for ch in &c.channels {
+        secrets.extend(ch.section.secrets());
     }
     secrets
         .into_iter()

@@ -1,0 +1,158 @@
+//! The channel seam: what a platform supplies (config section, ingress, egress, status) and
+//! what it gets from the gateway (the narrow [`Host`]). The gateway holds the channels built
+//! from [`crate::registry`] and loops over them; it names no platform.
+
+use crate::access::Policy;
+use crate::status::StatusCell;
+use crate::{InboundMessage, SendError};
+use clawgate_config::{ChannelConfigParser, ChannelEntry};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a channel may ask of the gateway. One host per channel: it knows the channel's name,
+/// stores with dedupe, and wakes the channel's own inbound queue.
+pub trait Host: Send + Sync {
+    /// Stores events durably, deduped on (channel, account `default`, key), and, when given,
+    /// sets a state key in the same transaction (a poll offset). Returns how many were new;
+    /// new ones wake the channel's inbound processing.
+    fn ingest(
+        &self,
+        items: Vec<(String, Value)>,
+        state: Option<(String, String)>,
+    ) -> BoxFuture<'_, Result<usize, String>>;
+    /// Reads a state key (e.g. a poll offset).
+    fn get_state(&self, key: String) -> BoxFuture<'_, Result<Option<String>, String>>;
+}
+
+/// A platform in the registry: parses its config section and builds the running channel.
+pub trait ChannelPlugin: ChannelConfigParser {
+    /// Display name (`Telegram`).
+    fn label(&self) -> &'static str;
+    /// How to configure the channel, shown when `send` names it but it is not running.
+    fn setup_hint(&self) -> String {
+        format!(
+            "Set channels.{} in config.yaml and restart the gateway.",
+            self.name()
+        )
+    }
+    /// Builds the running channel from its parsed section (only called when enabled).
+    fn build(&self, entry: &ChannelEntry, host: Arc<dyn Host>) -> Result<Arc<dyn Channel>, String>;
+}
+
+/// One outbound chunk (a row of the outbox).
+#[derive(Debug, Clone, Copy)]
+pub struct OutChunk<'a> {
+    pub chat_id: &'a str,
+    pub thread_id: Option<&'a str>,
+    pub reply_to: Option<&'a str>,
+    pub text: &'a str,
+}
+
+/// Egress: sending, and the optional typing indicator.
+pub trait Egress: Send + Sync {
+    /// Replies are split at this many characters.
+    fn chunk_limit(&self) -> usize;
+    /// Sends one chunk; `Ok(platform message id)`.
+    fn send<'a>(&'a self, chunk: OutChunk<'a>) -> BoxFuture<'a, Result<Option<String>, SendError>>;
+    /// Shows "typing…" while the agent works, where the platform has it (best effort).
+    fn typing<'a>(&'a self, _chat_id: &'a str, _thread_id: Option<&'a str>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Why the webhook gate refuses a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Machine code of the error body (`unauthorized`, `bad_json`, …).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Rejected {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Rejected {
+        Rejected {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a verified, parsed webhook delivery is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookEvent {
+    /// Store durably under the platform's event id, then acknowledge.
+    Store { key: String, payload: Value },
+    /// Answer at once with this JSON (a handshake such as Slack's `url_verification`).
+    Respond(Value),
+    /// Acknowledge and drop (an event type the channel does not handle).
+    Ignore,
+}
+
+/// Ingress by webhook: a channel supplies only its verifier and its parser; the gateway's one
+/// gate does body cap → verify → replay window → parse → durable insert → ack.
+pub trait Webhook: Send + Sync {
+    /// The route on the gateway port.
+    fn path(&self) -> &str;
+    /// Checks possible before reading the body (a secret header), constant time. A failure
+    /// is a 401 and counts against the client like a failed login.
+    fn verify_headers(&self, _headers: &HeaderMap) -> Result<(), Rejected> {
+        Ok(())
+    }
+    /// Checks on the raw body (an HMAC signature) and the replay window (`now_secs` is Unix
+    /// time). A failure is a 401.
+    fn verify_body(
+        &self,
+        _headers: &HeaderMap,
+        _body: &[u8],
+        _now_secs: i64,
+    ) -> Result<(), Rejected> {
+        Ok(())
+    }
+    /// Parses a verified body. A failure is a 400.
+    fn parse(&self, headers: &HeaderMap, body: &[u8]) -> Result<WebhookEvent, Rejected>;
+}
+
+/// A running channel: small capabilities, each optional where the platform may lack it.
+pub trait Channel: Send + Sync {
+    /// Config section name and the `channel` column of the store (`telegram`).
+    fn name(&self) -> &'static str;
+    fn label(&self) -> &'static str;
+    /// Ingress mode shown in `channels.status` (`polling`, `webhook`, `socket`, …).
+    fn mode(&self) -> &'static str;
+    fn status(&self) -> &StatusCell;
+
+    /// Ingress through the shared webhook gate.
+    fn webhook(&self) -> Option<&dyn Webhook> {
+        None
+    }
+    /// Ingress through a receiver task (long poll, socket): one run, returning why it stopped.
+    /// The gateway supervises it (restart with backoff, and the stall watchdog below).
+    fn receiver(self: Arc<Self>) -> Option<BoxFuture<'static, String>> {
+        None
+    }
+    /// A receiver that completes no cycle (`StatusCell::polled`) for this long is restarted.
+    fn stall_timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// A one-off start-up task (learn the bot identity, register the webhook).
+    fn setup(self: Arc<Self>) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
+
+    /// Whether the channel knows enough (its own identity) to process messages.
+    fn ready(&self) -> bool;
+    /// A stored payload → the normalized message (`None`: not a message for the agent).
+    fn parse(&self, raw: &Value) -> Option<InboundMessage>;
+    fn policy(&self) -> Policy<'_>;
+    /// The line that tells an unknown sender their id (`Your Telegram user id: 42`).
+    fn id_line(&self, sender_id: &str) -> String;
+    fn egress(&self) -> &dyn Egress;
+    /// A `send` target → the chat id to store, or why it is not one.
+    fn parse_target(&self, to: &str) -> Result<String, String>;
+}
