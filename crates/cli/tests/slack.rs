@@ -6,9 +6,7 @@ use clawgate_testkit::gateway::Options;
 use clawgate_testkit::{FakeLlm, FakeSlack, FakeTelegram, GatewayProcess};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-use std::time::Instant;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_clawgate"))
@@ -230,70 +228,6 @@ async fn i8_2_link_disabled_stops_with_a_clear_status() {
     );
 }
 
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// nginx from Debian's package, proxying everything to the gateway on 127.0.0.1 with the
-/// public `Host: bot.example.com`, as a real deployment does.
-fn start_nginx(gateway_port: u16) -> Nginx {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.path().display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-events {{ worker_connections 64; }}\n\
-http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://127.0.0.1:{gateway_port};\n\
-      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
-      proxy_set_header Host bot.example.com;\n      proxy_set_header X-Forwarded-Host bot.example.com;\n      proxy_set_header X-Forwarded-For $remote_addr;\n      proxy_set_header X-Forwarded-Proto $scheme;\n    }}\n  }}\n}}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let nginx = ["/usr/sbin/nginx", "nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists() || *p == "nginx")
-        .unwrap();
-    let child = Command::new(nginx)
-        .args([
-            "-p",
-            &d.to_string(),
-            "-c",
-            &format!("{d}/nginx.conf"),
-            "-e",
-            &format!("{d}/error.log"),
-        ])
-        .spawn()
-        .expect("nginx is required (apt-get install nginx; scripts/test.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx {
-        child,
-        port,
-        _dir: dir,
-    }
-}
-
 #[tokio::test]
 async fn i8_2_events_api_through_nginx_forwarding_the_public_host() {
     let llm = FakeLlm::start().await;
@@ -305,7 +239,14 @@ async fn i8_2_events_api_through_nginx_forwarding_the_public_host() {
         slack.signing_secret(),
         slack.api_root()
     ));
-    let nginx = start_nginx(gw.port());
+    // As a real deployment does: the public name in Host and X-Forwarded-Host.
+    let nginx = clawgate_testkit::nginx::start_nginx(
+        gw.port(),
+        &[
+            ("Host", "bot.example.com"),
+            ("X-Forwarded-Host", "bot.example.com"),
+        ],
+    );
     let url = format!("http://127.0.0.1:{}/slack/events", nginx.port);
     // The handshake and a signed event pass nginx with no gateway.allowedHosts entry.
     slack

@@ -5,6 +5,7 @@ pub mod fake_llm;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod gateway;
+pub mod nginx;
 mod resettable;
 pub mod ws;
 
