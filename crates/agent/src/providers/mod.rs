@@ -184,13 +184,7 @@ pub(crate) async fn next_chunk(
 /// Turns a non-2xx response into an error, reading at most a little of the body.
 pub(crate) async fn http_error(mut resp: reqwest::Response) -> ProviderError {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_millis((s * 1000.0).min(3_600_000.0) as u64));
+    let retry_after = clawgate_retry::retry_after(resp.headers());
     let mut body = Vec::new();
     while body.len() < 4096 {
         match tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await {
@@ -224,17 +218,12 @@ pub(crate) fn short(s: &str) -> String {
     s
 }
 
-/// Exponential backoff with jitter; a provider's `Retry-After` wins when it is longer.
+/// The shared API backoff; a provider's `Retry-After` wins when it is longer, but a chat turn
+/// waits at most two minutes for one retry.
 pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let base_ms = 500u64.saturating_mul(1u64 << attempt.min(6)).min(30_000);
-    let mut rnd = [0u8; 2];
-    let _ = getrandom::fill(&mut rnd);
-    let jitter = u64::from(u16::from_le_bytes(rnd)) % (base_ms / 2 + 1);
-    let computed = Duration::from_millis(base_ms / 2 + jitter);
-    match retry_after {
-        Some(ra) => ra.max(computed).min(Duration::from_secs(120)),
-        None => computed,
-    }
+    clawgate_retry::Backoff::API
+        .delay_with_hint(attempt, retry_after)
+        .min(Duration::from_secs(120))
 }
 
 #[cfg(test)]

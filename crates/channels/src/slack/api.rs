@@ -210,12 +210,8 @@ impl SlackApi {
             .await
             .map_err(|e| ApiError::network(method, &e))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| s.min(MAX_RETRY_AFTER_SECS));
+        let retry_after = clawgate_retry::retry_after(resp.headers())
+            .map(|d| (d.as_secs_f64().ceil() as u64).min(MAX_RETRY_AFTER_SECS));
         let mut buf: Vec<u8> = Vec::new();
         loop {
             match resp.chunk().await {

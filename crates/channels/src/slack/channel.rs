@@ -18,7 +18,6 @@ use clawgate_config::{ChannelConfigParser, ChannelEntry, ChannelSection, Ctx, Gr
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 pub struct Plugin;
 
@@ -122,11 +121,8 @@ impl Slack {
                         format!("auth.test failed: {e}")
                     };
                     self.status.update(|s| s.last_error = Some(msg));
+                    tokio::time::sleep(clawgate_retry::Backoff::API.delay(failures)).await;
                     failures += 1;
-                    tokio::time::sleep(Duration::from_millis(
-                        (500u64 << failures.min(6)).min(30_000),
-                    ))
-                    .await;
                 }
             }
         }

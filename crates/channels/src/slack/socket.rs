@@ -170,8 +170,7 @@ pub fn ack_frame(envelope_id: &str, payload: Option<&Value>) -> String {
 /// The default reconnect curve: 2 s doubling to a 30 s cap (OpenClaw's restart backoff).
 /// `attempt` counts consecutive failures from 0. The seam may add jitter.
 pub fn reconnect_delay(attempt: u32) -> Duration {
-    let secs = 2u64.saturating_mul(1u64 << attempt.min(5));
-    Duration::from_secs(secs.min(30))
+    clawgate_retry::Backoff::new(Duration::from_secs(2), Duration::from_secs(30)).delay(attempt)
 }
 
 #[derive(Debug, Clone)]

@@ -169,11 +169,8 @@ impl Telegram {
                 Ok(()) => break,
                 Err(e) => {
                     self.status.update(|s| s.last_error = Some(e));
+                    tokio::time::sleep(clawgate_retry::Backoff::API.delay(failures)).await;
                     failures += 1;
-                    tokio::time::sleep(Duration::from_millis(
-                        (500u64 << failures.min(6)).min(30_000),
-                    ))
-                    .await;
                 }
             }
         }

@@ -157,9 +157,8 @@ async fn supervise(gw: Arc<Gateway>, ch: Arc<dyn Channel>) {
         if started.elapsed() > Duration::from_secs(60) {
             failures = 0;
         }
+        tokio::time::sleep(clawgate_retry::Backoff::RECONNECT.delay(failures)).await;
         failures += 1;
-        let delay = Duration::from_millis((500u64 << failures.min(6)).min(30_000));
-        tokio::time::sleep(delay).await;
     }
 }
 
