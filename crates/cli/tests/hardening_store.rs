@@ -534,3 +534,53 @@ async fn i7_10_a_delivery_that_cannot_be_recorded_at_once_is_not_sent_twice() {
     assert_eq!(tg.sent_messages().len(), 1);
     assert_eq!(tg.call_count("sendMessage"), 1, "sent once");
 }
+
+/// Issue 8: a failed outbox write is an error that is logged and retried, never dropped. A
+/// 429 whose retry time cannot be written (the database is locked) used to be ignored: the
+/// chunk then sat `sending` until its 45 s lease ran out.
+#[tokio::test]
+async fn i8_a_retry_time_that_cannot_be_written_at_once_is_retried_not_dropped() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let telegram = format!(
+        "channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n    allowFrom: [\"42\"]\n",
+        tg.token(),
+        tg.api_root()
+    );
+    let gw = start(llm_config(&llm, "", &telegram), &[]);
+    tg.fail_next(
+        "sendMessage",
+        Fault::StallThenRetryAfter(Duration::from_millis(1500), 1),
+    );
+    tg.inject_private_text(42, "hello");
+    wait_for("sendMessage in flight", T, || {
+        let n = tg.call_count("sendMessage");
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    // Hold the write lock while Telegram answers 429, until the gateway reports that it
+    // could not write the retry time.
+    let locker = rusqlite::Connection::open(state_db(&gw)).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    wait_for("the gateway to report the unwritten retry", T, || {
+        let s = gw.stderr_text();
+        async move { s.contains("cannot record a retry yet").then_some(()) }
+    })
+    .await;
+    locker.execute_batch("ROLLBACK").unwrap();
+    // Delivered after the 1 s hint, well before the 45 s lease would have freed it.
+    wait_for("the reply to be delivered", T, || {
+        let n = tg.sent_messages().len();
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+    let db = read_only(&state_db(&gw));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM channel_outbox WHERE status = 'sent'"
+        ),
+        1
+    );
+    assert_eq!(tg.sent_messages().len(), 1, "sent once");
+}

@@ -99,10 +99,22 @@ async fn process(gw: Arc<Gateway>, port: Running, row: InboundRow) {
         .update(|s| s.last_inbound_at = Some(row.received_at));
     let channel = port.ch.name();
     let (account, sender) = (msg.account.clone(), msg.sender_id.clone());
-    let approved = store
+    // Unknown is not "not allowed": on a store error the message stays pending and the next
+    // pass decides, rather than sending an approved sender a pairing code.
+    let approved = match store
         .call(move |s| s.is_sender_allowed(channel, &account, &sender))
         .await
-        .unwrap_or(false);
+    {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(
+                channel,
+                inbound = row.id,
+                "cannot read the allowlist; will retry: {e}"
+            );
+            return;
+        }
+    };
     match decide(&port.ch.policy(), &msg, approved) {
         Decision::Drop(reason) => {
             debug!(channel = port.ch.name(), chat = %msg.chat_id, "message ignored: {reason}");
@@ -154,7 +166,7 @@ async fn run_agent(gw: &Arc<Gateway>, port: &Running, row: &InboundRow, msg: &In
             if !s.outbox_for_inbound(id)?.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(s.bump_inbound_attempts(id).unwrap_or(1)))
+            Ok(Some(s.bump_inbound_attempts(id)?))
         })
         .await;
     let attempt = match attempt {
@@ -231,11 +243,21 @@ pub async fn inbound_loop(gw: Arc<Gateway>, port: Running) {
         }
         let channel = port.ch.name();
         let rows = if port.ch.ready() {
-            gw.chat
+            match gw
+                .chat
                 .store
                 .call(move |s| s.pending_inbound(channel, 64))
                 .await
-                .unwrap_or_default()
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(
+                        channel,
+                        "cannot read stored messages; retrying shortly: {e}"
+                    );
+                    Vec::new()
+                }
+            }
         } else {
             Vec::new()
         };
@@ -269,11 +291,8 @@ pub async fn inbound_loop(gw: Arc<Gateway>, port: Running) {
 }
 
 fn backoff_ms(attempts: i64) -> i64 {
-    let base = 500i64.saturating_mul(1 << attempts.clamp(0, 6));
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    let jitter = i64::from(u16::from_le_bytes(b)) % (base / 10 + 1);
-    (base + jitter).min(30_000)
+    let attempt = u32::try_from(attempts).unwrap_or(0);
+    clawgate_retry::Backoff::API.delay(attempt).as_millis() as i64
 }
 
 /// How long a claimed chunk stays leased to this sender: beyond the longest `send` (two
@@ -282,31 +301,55 @@ fn backoff_ms(attempts: i64) -> i64 {
 /// wait for it (see [`outbox_loop`]).
 pub const SEND_LEASE_MS: i64 = 45_000;
 
-/// Records a delivered chunk. A failed write here would let the lease run out and the chunk
-/// be sent again, so it is retried (bounded by the lease) rather than given up.
-async fn record_sent(gw: &Gateway, id: i64, mid: Option<String>, lease_until: i64) {
-    let mut delay = Duration::from_millis(50);
+/// What happened to a claimed chunk, to be written to its outbox row.
+#[derive(Clone)]
+enum Outcome {
+    Sent(Option<String>),
+    Retry { at: i64, error: String },
+    Failed(String),
+}
+
+impl Outcome {
+    fn describe(&self) -> &'static str {
+        match self {
+            Outcome::Sent(_) => "a delivered chunk",
+            Outcome::Retry { .. } => "a retry",
+            Outcome::Failed(_) => "a failed chunk",
+        }
+    }
+}
+
+/// Records the outcome of a claimed chunk. Until it is written the chunk stays leased
+/// (`sending`): a lost "sent" would let the lease run out and the chunk be sent again, a lost
+/// retry time would hold the chunk until the lease ends. So a failed write is logged and
+/// retried with the shared backoff until shortly before the lease ends, never dropped.
+async fn record(gw: &Gateway, id: i64, outcome: Outcome, lease_until: i64) {
+    let what = outcome.describe();
+    let curve = clawgate_retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    let mut attempt = 0;
     loop {
-        let (m, now) = (mid.clone(), now_ms());
-        match gw
+        let (o, now) = (outcome.clone(), now_ms());
+        let written = gw
             .chat
             .store
-            .call(move |s| s.mark_outbox_sent(id, m.as_deref(), now))
-            .await
-        {
+            .call(move |s| match o {
+                Outcome::Sent(mid) => s.mark_outbox_sent(id, mid.as_deref(), now),
+                Outcome::Retry { at, error } => s.mark_outbox_retry(id, at, &error),
+                Outcome::Failed(error) => s.mark_outbox_failed(id, &error, now),
+            })
+            .await;
+        let delay = curve.delay(attempt);
+        match written {
             Ok(()) => return,
             Err(e) if now_ms() + (delay.as_millis() as i64) < lease_until - 1000 => {
-                warn!(
-                    outbox = id,
-                    "cannot record a delivered chunk yet (retrying): {e}"
-                );
+                warn!(outbox = id, "cannot record {what} yet (retrying): {e}");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                attempt += 1;
             }
             Err(e) => {
                 warn!(
                     outbox = id,
-                    "cannot record a delivered chunk; it may be sent again: {e}"
+                    "cannot record {what}; the chunk is retried when its lease ends: {e}"
                 );
                 return;
             }
@@ -338,20 +381,28 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Running) {
             return;
         }
         let now = now_ms();
-        let due = store
-            .call(move |s| s.due_outbox(channel, now, 32))
-            .await
-            .unwrap_or_default();
+        let due = match store.call(move |s| s.due_outbox(channel, now, 32)).await {
+            Ok(due) => due,
+            Err(e) => {
+                warn!(channel, "cannot read the outbox; retrying shortly: {e}");
+                Vec::new()
+            }
+        };
         for row in due {
             let id = row.id;
             let lease_until = now_ms() + SEND_LEASE_MS;
             // Committed before the HTTP call: a restart knows this chunk may have been sent.
-            if !store
-                .call(move |s| s.claim_outbox(id, lease_until))
-                .await
-                .unwrap_or(false)
-            {
-                continue;
+            match store.call(move |s| s.claim_outbox(id, lease_until)).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    warn!(
+                        channel,
+                        outbox = id,
+                        "cannot claim a reply chunk; retrying shortly: {e}"
+                    );
+                    continue;
+                }
             }
             let chunk = OutChunk {
                 chat_id: &row.chat_id,
@@ -361,7 +412,7 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Running) {
             };
             match port.ch.egress().send(chunk).await {
                 Ok(mid) => {
-                    record_sent(&gw, id, mid, lease_until).await;
+                    record(&gw, id, Outcome::Sent(mid), lease_until).await;
                     port.ch
                         .status()
                         .update(|s| s.last_outbound_at = Some(now_ms()));
@@ -369,25 +420,28 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Running) {
                 Err(SendError::RetryAfter(ms, e)) => {
                     info!(channel, "rate limited; retrying in {ms} ms");
                     let at = now_ms() + ms as i64;
-                    let _ = store.call(move |s| s.mark_outbox_retry(id, at, &e)).await;
+                    record(&gw, id, Outcome::Retry { at, error: e }, lease_until).await;
                 }
                 Err(SendError::Transient(e)) if row.attempts + 1 < MAX_SEND_ATTEMPTS => {
                     let at = now_ms() + backoff_ms(row.attempts);
-                    let _ = store.call(move |s| s.mark_outbox_retry(id, at, &e)).await;
+                    record(&gw, id, Outcome::Retry { at, error: e }, lease_until).await;
                 }
                 Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
                     warn!(channel, chat = %row.chat_id, "giving up on a reply: {e}");
                     port.ch
                         .status()
                         .update(|s| s.last_error = Some(format!("send failed: {e}")));
-                    let now = now_ms();
-                    let _ = store.call(move |s| s.mark_outbox_failed(id, &e, now)).await;
+                    record(&gw, id, Outcome::Failed(e), lease_until).await;
                 }
             }
         }
         let wait_ms = match store.call(move |s| s.next_outbox_due(channel)).await {
             Ok(Some(t)) => (t - now_ms()).clamp(10, 1000),
-            _ => 1000,
+            Ok(None) => 1000,
+            Err(e) => {
+                warn!(channel, "cannot read the next due time of the outbox: {e}");
+                1000
+            }
         };
         tokio::select! {
             _ = port.host.outbox_wake.notified() => {}

@@ -110,6 +110,8 @@ pub enum Fault {
     HtmlError(u16),
     /// Holds the request this long, then answers normally.
     Stall(Duration),
+    /// Holds the request this long, then answers 429 with this `retry_after` (seconds).
+    StallThenRetryAfter(Duration, u64),
     /// Never answers; the connection stays open until the client gives up.
     Hang,
     /// Aborts the connection (TCP RST) without answering.

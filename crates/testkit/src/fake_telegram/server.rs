@@ -106,11 +106,11 @@ async fn handle(
         None => Err(api_error(404, "Not Found")),
         Some((token, _)) if token != shared.cfg.token => Err(api_error(401, "Unauthorized")),
         Some(_) => match take_fault(&shared, &method) {
-            Some(Fault::RetryAfter(secs)) => Err(ApiError {
-                code: 429,
-                description: format!("Too Many Requests: retry after {secs}"),
-                parameters: Some(json!({ "retry_after": secs })),
-            }),
+            Some(Fault::StallThenRetryAfter(d, secs)) => {
+                tokio::time::sleep(d).await;
+                Err(retry_after(secs))
+            }
+            Some(Fault::RetryAfter(secs)) => Err(retry_after(secs)),
             Some(Fault::Status(code, description)) => Err(api_error(code, description)),
             Some(Fault::HtmlError(code)) => {
                 set_status(&shared, idx, code);
@@ -195,4 +195,12 @@ fn html_response(code: u16) -> Response<Body> {
          <center><h1>{line}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
     );
     response(code, "text/html", body)
+}
+
+fn retry_after(secs: u64) -> ApiError {
+    ApiError {
+        code: 429,
+        description: format!("Too Many Requests: retry after {secs}"),
+        parameters: Some(json!({ "retry_after": secs })),
+    }
 }
