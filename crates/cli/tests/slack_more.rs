@@ -492,3 +492,47 @@ async fn i8_2_message_action_edit_updates_a_sent_message() {
     assert!(err.contains("messageId"), "{err}");
     assert_eq!(slack.updated_messages().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i8_message_action_edit_on_telegram_uses_edit_message_text() {
+    let llm = FakeLlm::start().await;
+    let tg = clawgate_testkit::FakeTelegram::start().await;
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(format!(
+                "{}channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n",
+                models(&llm),
+                tg.token(),
+                tg.api_root()
+            )),
+            ..Options::default()
+        },
+    );
+    let sent = call(
+        &gw,
+        "message.action",
+        json!({"channel": "telegram", "action": "send",
+               "params": {"to": "12345", "message": "draft"}, "idempotencyKey": "t-1"}),
+    )
+    .unwrap();
+    let mid = sent["messageId"]
+        .as_str()
+        .expect("the message id")
+        .to_string();
+    let v = call(
+        &gw,
+        "message.action",
+        json!({"channel": "telegram", "action": "edit",
+               "params": {"to": "12345", "messageId": mid, "message": "**final**"}}),
+    )
+    .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let edited = tg.edited_messages();
+    assert_eq!(edited.len(), 1, "{edited:?}");
+    assert_eq!(edited[0].chat_id, 12345);
+    assert_eq!(edited[0].message_id.to_string(), mid);
+    assert_eq!(edited[0].text, "final");
+    assert_eq!(edited[0].parse_mode.as_deref(), Some("HTML"));
+    assert_eq!(tg.sent_messages().len(), 1);
+}
