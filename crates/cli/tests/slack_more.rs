@@ -473,6 +473,35 @@ async fn i8_2_message_action_edit_updates_a_sent_message() {
         "*final* &amp; done"
     );
 
+    // The same through `clawgate message edit`.
+    let out = gw
+        .cli(bin())
+        .args([
+            "message",
+            "edit",
+            "--channel",
+            "slack",
+            "--to",
+            "C0CHAN",
+            "--message-id",
+            &ts,
+            "--text",
+            "edited again",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("edited"));
+    assert_eq!(
+        slack.message("C0CHAN", &ts).unwrap()["text"],
+        "edited again"
+    );
+
     // Slack's refusal is an error: a message that does not exist.
     let err = call(
         &gw,
@@ -490,7 +519,7 @@ async fn i8_2_message_action_edit_updates_a_sent_message() {
     )
     .unwrap_err();
     assert!(err.contains("messageId"), "{err}");
-    assert_eq!(slack.updated_messages().len(), 1);
+    assert_eq!(slack.updated_messages().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
