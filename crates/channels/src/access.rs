@@ -94,6 +94,7 @@ mod tests {
             message_id: "1".into(),
             text: "hi".into(),
             mentioned,
+            conversation_kind: None,
         }
     }
 

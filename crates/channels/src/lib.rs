@@ -13,7 +13,9 @@ pub mod telegram;
 
 use serde::{Deserialize, Serialize};
 
-pub use plugin::{Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webhook, WebhookEvent};
+pub use plugin::{
+    Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, ReplyRoute, Webhook, WebhookEvent,
+};
 pub use status::{ChannelStatus, StatusCell};
 
 /// Every platform, one line each. Adding a channel is a directory plus a line here.
@@ -59,6 +61,10 @@ pub struct InboundMessage {
     pub text: String,
     /// The bot was addressed: an @mention, a command to it, or a reply to one of its messages.
     pub mentioned: bool,
+    /// The platform's own kind of conversation where the chat type alone does not tell it
+    /// (for the channel's session keys); `None` where it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_kind: Option<String>,
 }
 
 /// Where a reply goes.

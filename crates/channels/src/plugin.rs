@@ -4,8 +4,8 @@
 
 use crate::access::Policy;
 use crate::status::StatusCell;
-use crate::{InboundMessage, SendError};
-use clawgate_config::{ChannelConfigParser, ChannelEntry};
+use crate::{ChatType, InboundMessage, SendError};
+use clawgate_config::{ChannelConfigParser, ChannelEntry, DmScope};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::future::Future;
@@ -54,7 +54,17 @@ pub struct OutChunk<'a> {
     pub text: &'a str,
 }
 
-/// Egress: sending, and the optional typing indicator.
+/// Where one chunk of a reply goes: decided when the reply is queued and stored with the
+/// chunk, so a restart or a config change between queueing and sending does not move it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyRoute {
+    /// The thread / topic the chunk is posted in.
+    pub thread_id: Option<String>,
+    /// The message the chunk quotes or answers (a platform reply reference).
+    pub reply_to: Option<String>,
+}
+
+/// Egress: sending, and the optional typing indicator and editing.
 pub trait Egress: Send + Sync {
     /// Replies are split at this many characters.
     fn chunk_limit(&self) -> usize;
@@ -63,6 +73,16 @@ pub trait Egress: Send + Sync {
     /// Shows "typing…" while the agent works, where the platform has it (best effort).
     fn typing<'a>(&'a self, _chat_id: &'a str, _thread_id: Option<&'a str>) -> BoxFuture<'a, ()> {
         Box::pin(async {})
+    }
+    /// Replaces the text (Markdown, converted like `send`) of a message the bot sent, where
+    /// the platform allows it; `None`: the channel cannot edit messages.
+    fn edit<'a>(
+        &'a self,
+        _chat_id: &'a str,
+        _message_id: &'a str,
+        _text: &'a str,
+    ) -> Option<BoxFuture<'a, Result<(), SendError>>> {
+        None
     }
 }
 
@@ -155,4 +175,19 @@ pub trait Channel: Send + Sync {
     fn egress(&self) -> &dyn Egress;
     /// A `send` target → the chat id to store, or why it is not one.
     fn parse_target(&self, to: &str) -> Result<String, String>;
+
+    /// The session a message belongs to, in OpenClaw's key format. The default is the
+    /// generic one (DMs by `dmScope`, groups per chat, topics as `:topic:<id>`).
+    fn session_key(&self, dm_scope: DmScope, msg: &InboundMessage) -> String {
+        crate::session_key::session_key(dm_scope, msg)
+    }
+
+    /// Where chunk `chunk_index` (0-based) of a reply to `msg` goes. The default: the
+    /// message's thread/topic, quoting the message in groups.
+    fn reply_route(&self, msg: &InboundMessage, _chunk_index: usize) -> ReplyRoute {
+        ReplyRoute {
+            thread_id: msg.thread_id.clone(),
+            reply_to: (msg.chat_type == ChatType::Group).then(|| msg.message_id.clone()),
+        }
+    }
 }

@@ -10,11 +10,6 @@ fn lower(s: &str) -> String {
 pub fn session_key(scope: DmScope, m: &InboundMessage) -> String {
     match m.chat_type {
         ChatType::Direct => peer_session_key(scope, m, "direct", None),
-        // Slack: channels are `channel` peers and threads a `:thread:` suffix. (A Slack group
-        // DM is a `group` peer: `slack::session_key` knows the conversation kind.)
-        ChatType::Group if m.channel.eq_ignore_ascii_case("slack") => {
-            peer_session_key(scope, m, "channel", m.thread_id.as_deref())
-        }
         ChatType::Group => {
             let base = format!(
                 "agent:main:{}:group:{}",
@@ -30,7 +25,7 @@ pub fn session_key(scope: DmScope, m: &InboundMessage) -> String {
 }
 
 /// OpenClaw's key for a peer of kind `direct`, `group` or `channel`, with an optional
-/// `:thread:<id>` suffix (Slack, Discord). Direct peers follow `dmScope` and never take the
+/// `:thread:<id>` suffix (for channels whose threads are sessions of their own). Direct peers follow `dmScope` and never take the
 /// thread suffix (DM reply threads stay on the base DM session); group and channel peers are
 /// per-group: `agent:main:<channel>:<kind>:<peer id>`.
 pub fn peer_session_key(
@@ -78,6 +73,7 @@ mod tests {
             message_id: "1".into(),
             text: String::new(),
             mentioned: false,
+            conversation_kind: None,
         }
     }
 
@@ -101,49 +97,6 @@ mod tests {
         assert_eq!(
             session_key(DmScope::Main, &m(ChatType::Group, Some("42"))),
             "agent:main:telegram:group:-1001234567890:topic:42"
-        );
-    }
-
-    fn slack(chat_type: ChatType, thread: Option<&str>) -> InboundMessage {
-        InboundMessage {
-            channel: "slack".into(),
-            chat_id: if chat_type == ChatType::Group {
-                "C0CHAN".into()
-            } else {
-                "D0DM".into()
-            },
-            sender_id: "U0USER".into(),
-            ..m(chat_type, thread)
-        }
-    }
-
-    #[test]
-    fn slack_formats() {
-        assert_eq!(
-            session_key(DmScope::Main, &slack(ChatType::Group, None)),
-            "agent:main:slack:channel:c0chan"
-        );
-        assert_eq!(
-            session_key(
-                DmScope::Main,
-                &slack(ChatType::Group, Some("1715599000.000100"))
-            ),
-            "agent:main:slack:channel:c0chan:thread:1715599000.000100"
-        );
-        // DMs follow dmScope, and a DM thread stays on the DM session.
-        let d = slack(ChatType::Direct, Some("1715599000.000100"));
-        assert_eq!(session_key(DmScope::Main, &d), "agent:main:main");
-        assert_eq!(
-            session_key(DmScope::PerChannelPeer, &d),
-            "agent:main:slack:direct:u0user"
-        );
-        assert_eq!(
-            session_key(DmScope::PerAccountChannelPeer, &d),
-            "agent:main:slack:default:direct:u0user"
-        );
-        assert_eq!(
-            peer_session_key(DmScope::Main, &slack(ChatType::Group, None), "group", None),
-            "agent:main:slack:group:c0chan"
         );
     }
 }

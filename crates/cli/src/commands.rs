@@ -724,3 +724,29 @@ pub async fn message_send(
         Err(code) => code,
     }
 }
+
+/// `message.action` `edit`: replaces the text of a message the bot sent.
+pub async fn message_edit(
+    flag: Option<PathBuf>,
+    conn: ConnArgs,
+    channel: &str,
+    to: &str,
+    message_id: &str,
+    text: &str,
+) -> u8 {
+    let params = json!({"channel": channel, "action": "edit",
+                        "params": {"to": to, "messageId": message_id, "message": text}});
+    match query(flag, &conn, &["operator.write"], "message.action", params).await {
+        Ok(None) => 0,
+        Ok(Some(v)) => {
+            println!(
+                "{} message {} in {}: edited",
+                channel,
+                v["messageId"].as_str().unwrap_or(message_id),
+                v["chatId"].as_str().unwrap_or(to)
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}

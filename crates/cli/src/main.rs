@@ -139,6 +139,22 @@ enum MessageCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Edit a message the bot sent (where the channel can: Slack, Telegram)
+    Edit {
+        #[arg(long)]
+        channel: String,
+        /// Chat id the message is in
+        #[arg(long, alias = "target")]
+        to: String,
+        /// The platform message id (a Slack `ts`, a Telegram message id)
+        #[arg(long)]
+        message_id: String,
+        /// The new text
+        #[arg(long, alias = "message")]
+        text: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -217,6 +233,16 @@ fn main() -> ExitCode {
                         conn,
                     },
             } => commands::message_send(config, conn, &channel, &to, &text).await,
+            Command::Message {
+                command:
+                    MessageCommand::Edit {
+                        channel,
+                        to,
+                        message_id,
+                        text,
+                        conn,
+                    },
+            } => commands::message_edit(config, conn, &channel, &to, &message_id, &text).await,
         }
     });
     // The gateway's own tasks may still hold the runtime; do not wait for them.

@@ -3,18 +3,21 @@
 //! `chat.postMessage` with mrkdwn and threads, and the registry entry.
 
 use super::api::SlackApi;
-use super::config::{ReplyToMode, SlackConfig, SlackMode};
+use super::config::{SlackConfig, SlackMode};
 use super::events::{self, BotIdentity, EventsBody, ParseOptions};
-use super::socket::{EnvelopeKind, SocketEvent, SocketModeSession, SocketOptions};
+use super::socket::{EndReason, EnvelopeKind, SocketEvent, SocketModeSession, SocketOptions};
 use super::verify::{Verifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::access::Policy;
 use crate::plugin::{
-    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webhook, WebhookEvent,
+    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, ReplyRoute, Webhook,
+    WebhookEvent,
 };
 use crate::status::StatusCell;
 use crate::{InboundMessage, SendError};
 use clawgate_config::yaml::Node;
-use clawgate_config::{ChannelConfigParser, ChannelEntry, ChannelSection, Ctx, GroupConfig};
+use clawgate_config::{
+    ChannelConfigParser, ChannelEntry, ChannelSection, Ctx, DmScope, GroupConfig,
+};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
@@ -202,6 +205,9 @@ impl Slack {
                     Ok(next) => std::mem::replace(&mut session, next).close().await,
                     Err(e) => return e,
                 },
+                Some(SocketEvent::Ended(EndReason::Dead)) => {
+                    return "the Socket Mode connection stopped answering pings (half-open socket); reconnecting".into()
+                }
                 Some(SocketEvent::Ended(why)) => {
                     return format!("the Socket Mode connection ended: {why:?}")
                 }
@@ -266,12 +272,11 @@ impl Egress for Slack {
         self.cfg.text_chunk_limit
     }
 
+    /// `chat.postMessage` in the chunk's thread (decided per `replyToMode` when the reply was
+    /// queued, see [`Channel::reply_route`]). A fatal `ok:false` (`channel_not_found`,
+    /// `not_in_channel`, `invalid_auth`, …) is shown in the status and not retried.
     fn send<'a>(&'a self, c: OutChunk<'a>) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
-            let thread = c.thread_id.or(match self.cfg.reply_to_mode {
-                ReplyToMode::Off => None,
-                _ => c.reply_to,
-            });
             let text = super::format::to_mrkdwn(c.text);
             let mut channel = c.chat_id.to_string();
             if super::config::is_user_id(&channel) {
@@ -279,19 +284,58 @@ impl Egress for Slack {
                     .api
                     .open_conversation(&channel)
                     .await
-                    .map_err(|e| e.classify())?;
+                    .map_err(|e| self.failed("conversations.open", e))?;
             }
-            match self.api.post_message(&channel, &text, thread).await {
+            match self.api.post_message(&channel, &text, c.thread_id).await {
                 Ok(p) => Ok(Some(p.ts)),
-                Err(e) => {
-                    if e.is_fatal() {
-                        self.status
-                            .update(|s| s.last_error = Some(format!("chat.postMessage: {e}")));
-                    }
-                    Err(e.classify())
-                }
+                Err(e) => Err(self.failed("chat.postMessage", e)),
             }
         })
+    }
+
+    /// `chat.update` of one of the bot's messages (`message_id` is its `ts`).
+    fn edit<'a>(
+        &'a self,
+        chat_id: &'a str,
+        message_id: &'a str,
+        text: &'a str,
+    ) -> Option<BoxFuture<'a, Result<(), SendError>>> {
+        Some(Box::pin(async move {
+            let text = super::format::to_mrkdwn(text);
+            let mut channel = chat_id.to_string();
+            if super::config::is_user_id(&channel) {
+                channel = self
+                    .api
+                    .open_conversation(&channel)
+                    .await
+                    .map_err(|e| self.failed("conversations.open", e))?;
+            }
+            // A wrong message id is the caller's error, not the channel's: only refused
+            // credentials go into the status.
+            self.api
+                .update_message(&channel, message_id, &text)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    if e.is_auth() {
+                        self.failed("chat.update", e)
+                    } else {
+                        e.classify()
+                    }
+                })
+        }))
+    }
+}
+
+impl Slack {
+    /// Classifies a Web API failure for the outbox; a fatal one is also the channel's last
+    /// error in `channels.status`.
+    fn failed(&self, method: &str, e: super::api::ApiError) -> SendError {
+        if e.is_fatal() {
+            self.status
+                .update(|s| s.last_error = Some(format!("{method}: {e}")));
+        }
+        e.classify()
     }
 }
 
@@ -358,6 +402,21 @@ impl Channel for Slack {
 
     fn egress(&self) -> &dyn Egress {
         self
+    }
+
+    /// Channels `agent:main:slack:channel:<C>`, threads `…:thread:<thread_ts>`, group DMs
+    /// `…:slack:group:<G>`, DMs by `dmScope` (see [`super::reply::session_key`]).
+    fn session_key(&self, dm_scope: DmScope, msg: &InboundMessage) -> String {
+        super::reply::session_key(dm_scope, msg, self.cfg.reply_to_mode)
+    }
+
+    /// A thread's messages are answered in it; otherwise per `replyToMode` (`first`: only
+    /// the first chunk threads under the message).
+    fn reply_route(&self, msg: &InboundMessage, chunk_index: usize) -> ReplyRoute {
+        ReplyRoute {
+            thread_id: super::reply::reply_thread_ts(self.cfg.reply_to_mode, msg, chunk_index),
+            reply_to: None,
+        }
     }
 
     fn parse_target(&self, to: &str) -> Result<String, String> {

@@ -577,6 +577,7 @@ mod tests {
             message_id: "1.2".into(),
             text: "hi".into(),
             mentioned,
+            conversation_kind: None,
         };
         let run = |policy: GroupPolicy, chat: &str, mentioned: bool| {
             let c = SlackConfig {

@@ -164,6 +164,29 @@ impl ConversationKind {
             _ => ChatType::Group,
         }
     }
+
+    /// Slack's `channel_type` name (`im`, `mpim`, `channel`, `group`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::Im => "im",
+            ConversationKind::Mpim => "mpim",
+            ConversationKind::Channel => "channel",
+            ConversationKind::PrivateChannel => "group",
+        }
+    }
+
+    /// The kind a normalized message carries (see [`ConversationKind::as_str`]); a message
+    /// without one is taken from its chat type (a group DM then counts as a channel).
+    pub fn of(m: &crate::InboundMessage) -> ConversationKind {
+        match m.conversation_kind.as_deref() {
+            Some("im") => ConversationKind::Im,
+            Some("mpim") => ConversationKind::Mpim,
+            Some("group") => ConversationKind::PrivateChannel,
+            Some(_) => ConversationKind::Channel,
+            None if m.chat_type == ChatType::Direct => ConversationKind::Im,
+            None => ConversationKind::Channel,
+        }
+    }
 }
 
 /// A user message ready for the router.
@@ -288,6 +311,7 @@ pub fn to_inbound(
             message_id: ts.to_string(),
             text,
             mentioned: is_app_mention || mentions_me || reply_to_me,
+            conversation_kind: Some(kind.as_str().to_string()),
         },
         event_id: cb.event_id.clone(),
         dedupe_key: dedupe_key(team, channel, ts),

@@ -2,15 +2,18 @@
 //! keys, and the reply text as mrkdwn chunks.
 
 use super::config::ReplyToMode;
-use super::events::{ConversationKind, SlackInbound};
+use super::events::ConversationKind;
 use crate::session_key::peer_session_key;
 use crate::InboundMessage;
 use clawgate_config::DmScope;
 
 /// The `thread_ts` for reply chunk `chunk_index` (0-based) to `msg`:
 /// - a message inside a thread is answered in that thread (every chunk, any mode);
-/// - otherwise `off` → in the channel, `first` → only the first chunk threads under the
-///   message, `all` → every chunk threads under it.
+/// - otherwise `off` → in the conversation, `first` → only the first chunk threads under the
+///   message (the rest go to the conversation), `all` → every chunk threads under it.
+///
+/// DMs follow the same rule as channels (a DM thread is answered in it; `all` threads DM
+/// replies too).
 pub fn reply_thread_ts(
     mode: ReplyToMode,
     msg: &InboundMessage,
@@ -33,17 +36,19 @@ pub fn reply_thread_ts(
 ///   (`replyToMode` ≠ `off`) is keyed on `…:thread:<its ts>` from the start, so the
 ///   conversation continuing in that thread keeps its session;
 /// - group DM (`mpim`): `agent:main:slack:group:<id>` (threads likewise).
-pub fn session_key(scope: DmScope, m: &SlackInbound, mode: ReplyToMode) -> String {
-    let kind = m.kind.peer_kind();
-    if m.kind == ConversationKind::Im {
-        return peer_session_key(scope, &m.msg, kind, None);
+///
+/// The conversation kind comes from [`InboundMessage::conversation_kind`].
+pub fn session_key(scope: DmScope, m: &InboundMessage, mode: ReplyToMode) -> String {
+    let kind = ConversationKind::of(m);
+    if kind == ConversationKind::Im {
+        return peer_session_key(scope, m, kind.peer_kind(), None);
     }
-    let thread = match (&m.msg.thread_id, mode) {
+    let thread = match (&m.thread_id, mode) {
         (Some(t), _) => Some(t.as_str()),
         (None, ReplyToMode::Off) => None,
-        (None, _) => Some(m.msg.message_id.as_str()),
+        (None, _) => Some(m.message_id.as_str()),
     };
-    peer_session_key(scope, &m.msg, kind, thread)
+    peer_session_key(scope, m, kind.peer_kind(), thread)
 }
 
 /// The reply as Slack messages: Markdown split at `limit` characters (paragraph/line/word
@@ -59,7 +64,7 @@ pub fn render_chunks(markdown: &str, limit: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slack::events::{to_inbound, BotIdentity, EventsBody, ParseOptions};
+    use crate::slack::events::{to_inbound, BotIdentity, EventsBody, ParseOptions, SlackInbound};
     use serde_json::json;
 
     fn inbound(event: serde_json::Value) -> SlackInbound {
@@ -113,16 +118,16 @@ mod tests {
     fn session_keys() {
         let top = channel_msg(None);
         assert_eq!(
-            session_key(DmScope::Main, &top, ReplyToMode::Off),
+            session_key(DmScope::Main, &top.msg, ReplyToMode::Off),
             "agent:main:slack:channel:c0chan"
         );
         assert_eq!(
-            session_key(DmScope::Main, &top, ReplyToMode::First),
+            session_key(DmScope::Main, &top.msg, ReplyToMode::First),
             "agent:main:slack:channel:c0chan:thread:1715600000.001500"
         );
         let t = channel_msg(Some("1715599000.000100"));
         assert_eq!(
-            session_key(DmScope::Main, &t, ReplyToMode::Off),
+            session_key(DmScope::Main, &t.msg, ReplyToMode::Off),
             "agent:main:slack:channel:c0chan:thread:1715599000.000100"
         );
         let private = inbound(
@@ -130,7 +135,7 @@ mod tests {
             "text": "x", "ts": "1.5", "channel_type": "group"}),
         );
         assert_eq!(
-            session_key(DmScope::Main, &private, ReplyToMode::Off),
+            session_key(DmScope::Main, &private.msg, ReplyToMode::Off),
             "agent:main:slack:channel:g0priv"
         );
         let mpim = inbound(
@@ -138,7 +143,7 @@ mod tests {
             "text": "x", "ts": "1.5", "channel_type": "mpim"}),
         );
         assert_eq!(
-            session_key(DmScope::Main, &mpim, ReplyToMode::Off),
+            session_key(DmScope::Main, &mpim.msg, ReplyToMode::Off),
             "agent:main:slack:group:g0mpim"
         );
         let dm = inbound(
@@ -146,13 +151,13 @@ mod tests {
             "text": "x", "ts": "1.5", "thread_ts": "1.0", "channel_type": "im"}),
         );
         for mode in [ReplyToMode::Off, ReplyToMode::All] {
-            assert_eq!(session_key(DmScope::Main, &dm, mode), "agent:main:main");
+            assert_eq!(session_key(DmScope::Main, &dm.msg, mode), "agent:main:main");
             assert_eq!(
-                session_key(DmScope::PerChannelPeer, &dm, mode),
+                session_key(DmScope::PerChannelPeer, &dm.msg, mode),
                 "agent:main:slack:direct:u0user"
             );
             assert_eq!(
-                session_key(DmScope::PerPeer, &dm, mode),
+                session_key(DmScope::PerPeer, &dm.msg, mode),
                 "agent:main:direct:u0user"
             );
         }

@@ -454,8 +454,10 @@ async fn run(
                     break None;
                 }
             },
+            // Exactly `pong_timeout` after an unanswered ping (not at the next tick).
+            _ = tokio::time::sleep_until(awaiting.unwrap_or_else(Instant::now) + opts.pong_timeout),
+                if awaiting.is_some() => break Some(EndReason::Dead),
             _ = tick.tick() => match awaiting {
-                Some(t) if t.elapsed() >= opts.pong_timeout => break Some(EndReason::Dead),
                 Some(_) => {}
                 None => {
                     if let Err(e) = ws.send(Message::Ping(Vec::new().into())).await {

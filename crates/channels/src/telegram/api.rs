@@ -211,6 +211,42 @@ impl Api {
             other => other,
         }
     }
+
+    /// `editMessageText` with Telegram HTML (plain text when Telegram rejects the entities).
+    /// An edit that changes nothing ("message is not modified") counts as done.
+    pub async fn edit_message_text(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ApiError> {
+        let Ok(mid) = message_id.trim().parse::<i64>() else {
+            return Err(ApiError {
+                code: 400,
+                description: format!("Bad Request: `{message_id}` is not a message id"),
+                retry_after: None,
+            });
+        };
+        let html = super::format::to_html(text);
+        let mut params = json!({"chat_id": chat_id_value(chat_id), "message_id": mid,
+                                "text": html, "parse_mode": "HTML",
+                                "link_preview_options": {"is_disabled": true}});
+        let timeout = Duration::from_secs(20);
+        let r = match self.call("editMessageText", &params, timeout).await {
+            Err(e) if e.code == 400 && e.description.contains("can't parse entities") => {
+                params["text"] = json!(text);
+                if let Some(o) = params.as_object_mut() {
+                    o.remove("parse_mode");
+                }
+                self.call("editMessageText", &params, timeout).await
+            }
+            other => other,
+        };
+        match r {
+            Err(e) if e.code == 400 && e.description.contains("message is not modified") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
 }
 
 fn chat_id_value(chat_id: &str) -> Value {

@@ -249,6 +249,21 @@ impl Egress for Telegram {
             let _ = self.api.send_chat_action(chat_id, thread_id).await;
         })
     }
+
+    /// `editMessageText`.
+    fn edit<'a>(
+        &'a self,
+        chat_id: &'a str,
+        message_id: &'a str,
+        text: &'a str,
+    ) -> Option<BoxFuture<'a, Result<(), SendError>>> {
+        Some(Box::pin(async move {
+            self.api
+                .edit_message_text(chat_id, message_id, text)
+                .await
+                .map_err(|e| e.classify())
+        }))
+    }
 }
 
 impl Channel for Telegram {

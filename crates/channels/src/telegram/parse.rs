@@ -95,6 +95,7 @@ pub fn parse_update(update: &Value, account: &str, bot: &BotIdentity) -> Option<
         message_id: msg["message_id"].as_i64().unwrap_or(0).to_string(),
         text: text.to_string(),
         mentioned,
+        conversation_kind: None,
     })
 }
 

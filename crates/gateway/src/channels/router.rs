@@ -9,8 +9,7 @@ use crate::state::Gateway;
 use clawgate_channels::access::{decide, Decision};
 use clawgate_channels::chunk::chunk_text;
 use clawgate_channels::pairing::{generate_code, reply_text, MAX_PENDING, TTL_MS};
-use clawgate_channels::session_key::session_key;
-use clawgate_channels::{ChatType, InboundMessage, OutChunk, SendError};
+use clawgate_channels::{InboundMessage, OutChunk, ReplyRoute, SendError};
 use clawgate_store::{InboundRow, NewOutbox, PairingOutcome};
 use serde_json::json;
 use std::sync::Arc;
@@ -24,26 +23,30 @@ const MAX_SEND_ATTEMPTS: i64 = 10;
 /// Messages processed at once (different chats run concurrently; a session runs one at a time).
 const MAX_CONCURRENT: usize = 8;
 
-/// The reply split at the platform limit, each chunk with its once-only dedupe key.
-fn chunks_for(port: &Running, row: &InboundRow, text: &str) -> Vec<(String, String)> {
+/// The reply split at the platform limit, each chunk with its once-only dedupe key and where
+/// it goes (the channel decides per chunk: thread, reply reference).
+fn chunks_for(
+    port: &Running,
+    row: &InboundRow,
+    msg: &InboundMessage,
+    text: &str,
+) -> Vec<(String, String, ReplyRoute)> {
     chunk_text(text, port.ch.egress().chunk_limit())
         .into_iter()
         .enumerate()
-        .map(|(i, c)| (format!("{}:{}:{}", port.ch.name(), row.id, i), c))
+        .map(|(i, c)| {
+            let key = format!("{}:{}:{}", port.ch.name(), row.id, i);
+            (key, c, port.ch.reply_route(msg, i))
+        })
         .collect()
 }
 
 /// Queues the reply chunks and marks the inbound row done, in one transaction.
 async fn reply(gw: &Gateway, port: &Running, row: &InboundRow, msg: &InboundMessage, text: &str) {
     let now = now_ms();
-    let reply_to = (msg.chat_type == ChatType::Group).then(|| msg.message_id.clone());
-    let chunks = chunks_for(port, row, text);
+    let chunks = chunks_for(port, row, msg, text);
     let channel = port.ch.name();
-    let (account, chat_id, thread_id) = (
-        msg.account.clone(),
-        msg.chat_id.clone(),
-        msg.thread_id.clone(),
-    );
+    let (account, chat_id) = (msg.account.clone(), msg.chat_id.clone());
     let inbound_id = row.id;
     let queued = gw
         .chat
@@ -51,12 +54,12 @@ async fn reply(gw: &Gateway, port: &Running, row: &InboundRow, msg: &InboundMess
         .call(move |store| {
             let outs: Vec<NewOutbox> = chunks
                 .iter()
-                .map(|(key, c)| NewOutbox {
+                .map(|(key, c, route)| NewOutbox {
                     channel,
                     account: &account,
                     chat_id: &chat_id,
-                    thread_id: thread_id.as_deref(),
-                    reply_to: reply_to.as_deref(),
+                    thread_id: route.thread_id.as_deref(),
+                    reply_to: route.reply_to.as_deref(),
                     text: c,
                     dedupe_key: key,
                     inbound_id: Some(inbound_id),
@@ -196,7 +199,7 @@ async fn run_agent(gw: &Arc<Gateway>, port: &Running, row: &InboundRow, msg: &In
         .await;
         return;
     }
-    let key = session_key(gw.config.dm_scope, msg);
+    let key = port.ch.session_key(gw.config.dm_scope, msg);
     let run_id = format!("{}-{}-{}", port.ch.name(), row.id, attempt);
     match start_turn(gw, &key, &run_id, &msg.text, None).await {
         Ok(()) => {}

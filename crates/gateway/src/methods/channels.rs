@@ -143,42 +143,120 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     })
 }
 
+/// The running channel `channel`, or the error `send` gives for an unknown / unconfigured one.
+fn running<'a>(ctx: &'a Ctx, channel: &str) -> Result<&'a crate::channels::Running, ErrorShape> {
+    let Some(plugin) = clawgate_channels::plugin(channel) else {
+        return Err(ErrorShape::invalid(format!(
+            "unsupported channel: {channel}"
+        )));
+    };
+    crate::channels::find(&ctx.gw, channel).ok_or_else(|| {
+        ErrorShape::unavailable(format!(
+            "Error: {} is not configured. {}",
+            plugin.label(),
+            plugin.setup_hint()
+        ))
+    })
+}
+
+fn inner_str(inner: &Value, keys: &[&str]) -> String {
+    keys.iter()
+        .find_map(|k| inner.get(*k).and_then(Value::as_str))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `message.action` `edit`: replaces the text of a message the bot sent
+/// (`params: {to|target, messageId, message|text}`), through the channel's edit capability.
+/// Rate limits and transient failures are retried briefly; a refusal is an error.
+async fn edit_message(ctx: &Ctx, channel: &str, inner: &Value) -> Result<Value, ErrorShape> {
+    let rc = running(ctx, channel)?;
+    let to = inner_str(inner, &["to", "target"]);
+    let chat = rc
+        .ch
+        .parse_target(&to)
+        .map_err(|e| ErrorShape::invalid(format!("invalid edit params: {e}")))?;
+    let message_id = match inner.get("messageId").or(inner.get("message_id")) {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    if message_id.is_empty() {
+        return Err(ErrorShape::invalid(
+            "invalid edit params: messageId is required",
+        ));
+    }
+    let text = inner_str(inner, &["message", "text"]);
+    if text.trim().is_empty() {
+        return Err(ErrorShape::invalid(
+            "invalid edit params: message must not be empty",
+        ));
+    }
+    let limit = rc.ch.egress().chunk_limit();
+    if text.chars().count() > limit {
+        return Err(ErrorShape::invalid(format!(
+            "invalid edit params: message is longer than {limit} characters"
+        )));
+    }
+    let name = rc.ch.name();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some(edit) = rc.ch.egress().edit(&chat, &message_id, &text) else {
+            return Err(ErrorShape::invalid(format!(
+                "{} cannot edit messages",
+                rc.ch.label()
+            )));
+        };
+        let wait = match edit.await {
+            Ok(()) => break,
+            Err(clawgate_channels::SendError::RetryAfter(ms, _)) if attempt < 3 && ms <= 5_000 => {
+                Duration::from_millis(ms)
+            }
+            Err(clawgate_channels::SendError::Transient(_)) if attempt < 3 => {
+                Duration::from_millis(250 * attempt)
+            }
+            Err(e) => {
+                return Err(ErrorShape::unavailable(format!(
+                    "{name} refused the edit: {e}"
+                )))
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+    rc.ch
+        .status()
+        .update(|s| s.last_outbound_at = Some(now_ms()));
+    Ok(
+        json!({"ok": true, "action": "edit", "channel": name, "chatId": chat,
+              "messageId": message_id}),
+    )
+}
+
 pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("message.action", params)?;
         let channel = req_str("message.action", &p, "channel")?.to_string();
         let action = req_str("message.action", &p, "action")?.to_string();
-        if action != "send" {
-            return Err(ErrorShape::invalid(format!(
-                "unsupported message action: {action}"
-            )));
-        }
         let inner = p.get("params").cloned().unwrap_or(Value::Null);
-        let to = inner
-            .get("to")
-            .or(inner.get("target"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let text = inner
-            .get("message")
-            .or(inner.get("text"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        match action.as_str() {
+            "send" => {}
+            "edit" => return edit_message(ctx, &channel, &inner).await,
+            _ => {
+                return Err(ErrorShape::invalid(format!(
+                    "unsupported message action: {action}"
+                )))
+            }
+        }
+        let to = inner_str(&inner, &["to", "target"]);
+        let text = inner_str(&inner, &["message", "text"]);
         let key = p
             .get("idempotencyKey")
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if let Some(plugin) = clawgate_channels::plugin(&channel) {
-            if crate::channels::find(&ctx.gw, &channel).is_none() {
-                return Err(ErrorShape::unavailable(format!(
-                    "Error: {} is not configured. {}",
-                    plugin.label(),
-                    plugin.setup_hint()
-                )));
-            }
+        if clawgate_channels::plugin(&channel).is_some() {
+            running(ctx, &channel)?;
         }
         send_text(ctx, &channel, &to, &text, &key).await
     })
