@@ -109,9 +109,9 @@ async fn until_replies<F: ChannelFixture>(fx: &F, n: usize) -> Vec<(String, Stri
     .await
 }
 
-async fn allowed_dm_gets_exactly_one_reply<F: ChannelFixture>() {
+async fn allowed_dm_gets_exactly_one_reply<F: ChannelFixture>(mode: Mode) {
     let llm = FakeLlm::start().await;
-    let mut fx = F::start(Mode::Receiver).await;
+    let mut fx = F::start(mode).await;
     let user = fx.sender(1);
     let gw = start_gateway(&llm, &mut fx, &[&user]);
     fx.dm(&user, "hello").await;
@@ -125,9 +125,9 @@ async fn allowed_dm_gets_exactly_one_reply<F: ChannelFixture>() {
     assert_eq!(llm.request_count(), 1);
 }
 
-async fn unknown_sender_pairs_then_is_answered<F: ChannelFixture>() {
+async fn unknown_sender_pairs_then_is_answered<F: ChannelFixture>(mode: Mode) {
     let llm = FakeLlm::start().await;
-    let mut fx = F::start(Mode::Receiver).await;
+    let mut fx = F::start(mode).await;
     let stranger = fx.sender(2);
     let gw = start_gateway(&llm, &mut fx, &[]);
     fx.dm(&stranger, "hi there").await;
@@ -161,9 +161,9 @@ async fn unknown_sender_pairs_then_is_answered<F: ChannelFixture>() {
     assert_eq!(llm.request_count(), 1);
 }
 
-async fn the_same_event_twice_gets_one_reply<F: ChannelFixture>() {
+async fn the_same_event_twice_gets_one_reply<F: ChannelFixture>(mode: Mode) {
     let llm = FakeLlm::start().await;
-    let mut fx = F::start(Mode::Receiver).await;
+    let mut fx = F::start(mode).await;
     let user = fx.sender(1);
     let gw = start_gateway(&llm, &mut fx, &[&user]);
     let ev = fx.dm(&user, "hello").await;
@@ -181,7 +181,7 @@ async fn the_same_event_twice_gets_one_reply<F: ChannelFixture>() {
     assert_eq!(llm.request_count(), 2);
 }
 
-async fn forged_or_missing_signature_is_401<F: ChannelFixture>() {
+async fn forged_or_missing_signature_is_401<F: ChannelFixture>(_mode: Mode) {
     let llm = FakeLlm::start().await;
     let mut fx = F::start(Mode::Webhook).await;
     let user = fx.sender(1);
@@ -198,9 +198,9 @@ async fn forged_or_missing_signature_is_401<F: ChannelFixture>() {
     assert_eq!(llm.request_count(), 1, "no agent call for a forged event");
 }
 
-async fn platform_429_is_delivered_later<F: ChannelFixture>() {
+async fn platform_429_is_delivered_later<F: ChannelFixture>(mode: Mode) {
     let llm = FakeLlm::start().await;
-    let mut fx = F::start(Mode::Receiver).await;
+    let mut fx = F::start(mode).await;
     fx.rate_limit_next_send(1);
     let user = fx.sender(1);
     let _gw = start_gateway(&llm, &mut fx, &[&user]);
@@ -214,13 +214,13 @@ async fn platform_429_is_delivered_later<F: ChannelFixture>() {
     assert!(attempts[1].1.duration_since(attempts[0].1) >= Duration::from_millis(950));
 }
 
-async fn sigkill_between_acceptance_and_reply_gives_one_reply<F: ChannelFixture>() {
+async fn sigkill_between_acceptance_and_reply_gives_one_reply<F: ChannelFixture>(mode: Mode) {
     let llm = FakeLlm::start().await;
     llm.push(Step::Text {
         chunks: vec!["slow".into(), " answer".into()],
         delay_ms: 3000,
     });
-    let mut fx = F::start(Mode::Receiver).await;
+    let mut fx = F::start(mode).await;
     let user = fx.sender(1);
     let gw = start_gateway(&llm, &mut fx, &[&user]);
     fx.dm(&user, "hello").await;
@@ -237,9 +237,9 @@ async fn sigkill_between_acceptance_and_reply_gives_one_reply<F: ChannelFixture>
     assert_eq!(fx.replies().len(), 1, "exactly one reply");
 }
 
-async fn group_message_without_mention_is_ignored<F: ChannelFixture>() {
+async fn group_message_without_mention_is_ignored<F: ChannelFixture>(mode: Mode) {
     let llm = FakeLlm::start().await;
-    let mut fx = F::start(Mode::Receiver).await;
+    let mut fx = F::start(mode).await;
     let user = fx.sender(1);
     let gw = start_gateway(&llm, &mut fx, &[&user]);
     fx.group_message(&user, "hello everyone", false).await;
@@ -260,50 +260,56 @@ async fn group_message_without_mention_is_ignored<F: ChannelFixture>() {
     assert_eq!(llm.request_count(), 1);
 }
 
+/// Runs every scenario for a fixture, with the platform delivering in `$mode` (the signature
+/// scenario always uses the webhook). Without a mode: the receiver (poll/socket), or the only
+/// mode a webhook-only fixture has.
 macro_rules! contract {
     ($fixture:ty, $module:ident) => {
+        contract!($fixture, $module, Mode::Receiver);
+    };
+    ($fixture:ty, $module:ident, $mode:expr) => {
         mod $module {
             use super::*;
 
             #[tokio::test]
             async fn allowed_dm_gets_exactly_one_reply() {
-                super::allowed_dm_gets_exactly_one_reply::<$fixture>().await
+                super::allowed_dm_gets_exactly_one_reply::<$fixture>($mode).await
             }
 
             #[tokio::test]
             async fn unknown_sender_pairs_then_is_answered() {
-                super::unknown_sender_pairs_then_is_answered::<$fixture>().await
+                super::unknown_sender_pairs_then_is_answered::<$fixture>($mode).await
             }
 
             #[tokio::test]
             async fn the_same_event_twice_gets_one_reply() {
-                super::the_same_event_twice_gets_one_reply::<$fixture>().await
+                super::the_same_event_twice_gets_one_reply::<$fixture>($mode).await
             }
 
             #[tokio::test]
             async fn forged_or_missing_signature_is_401() {
-                super::forged_or_missing_signature_is_401::<$fixture>().await
+                super::forged_or_missing_signature_is_401::<$fixture>($mode).await
             }
 
             #[tokio::test]
             async fn platform_429_is_delivered_later() {
-                super::platform_429_is_delivered_later::<$fixture>().await
+                super::platform_429_is_delivered_later::<$fixture>($mode).await
             }
 
             #[tokio::test]
             async fn sigkill_between_acceptance_and_reply_gives_one_reply() {
-                super::sigkill_between_acceptance_and_reply_gives_one_reply::<$fixture>().await
+                super::sigkill_between_acceptance_and_reply_gives_one_reply::<$fixture>($mode).await
             }
 
             #[tokio::test]
             async fn group_message_without_mention_is_ignored() {
-                super::group_message_without_mention_is_ignored::<$fixture>().await
+                super::group_message_without_mention_is_ignored::<$fixture>($mode).await
             }
         }
     };
 }
 
-// ---- Telegram: long polling, and the webhook for the signature case ----
+// ---- Telegram: long polling and the webhook ----
 
 const TG_SECRET: &str = "hook-secret_0123456789";
 const TG_GROUP: i64 = -100555;
@@ -445,9 +451,10 @@ impl ChannelFixture for TelegramFixture {
 }
 
 contract!(TelegramFixture, telegram);
+contract!(TelegramFixture, telegram_webhook, Mode::Webhook);
 
-// ---- Slack: Socket Mode, and the HTTP Events API (signed requests to the gateway's own
-// port) for the signature case ----
+// ---- Slack: Socket Mode and the HTTP Events API (signed requests to the gateway's own
+// port) ----
 
 const SLACK_GROUP: &str = "C0TEAM";
 
@@ -617,3 +624,4 @@ impl ChannelFixture for SlackFixture {
 }
 
 contract!(SlackFixture, slack);
+contract!(SlackFixture, slack_http, Mode::Webhook);
