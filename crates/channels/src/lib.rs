@@ -13,7 +13,10 @@ pub mod telegram;
 
 use serde::{Deserialize, Serialize};
 
-pub use plugin::{Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webhook, WebhookEvent};
+pub use plugin::{
+    Channel, ChannelPlugin, DoctorCheck, DoctorLevel, Egress, Host, OutChunk, Rejected, Webhook,
+    WebhookEvent,
+};
 pub use status::{ChannelStatus, StatusCell};
 
 /// Every platform, one line each. Adding a channel is a directory plus a line here.

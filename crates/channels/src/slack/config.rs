@@ -181,6 +181,51 @@ pub fn is_conversation_id(s: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
+}
+
+/// A `send` target, in the forms OpenClaw documents for Slack: `channel:<id>`, `user:<id>`,
+/// a bare id (a conversation, or a user id that is opened as a DM), and the mention forms
+/// `<@U…>` / `<#C…|name>`, each optionally behind `slack:`. Returns the conversation or
+/// user id. Channel names (`#general`) are refused: names are not stable, ids are.
+pub fn parse_target(to: &str) -> Result<String, String> {
+    let t = to.trim();
+    let t = strip_prefix_ci(t, "slack:").unwrap_or(t).trim();
+    let (kind, rest) = if let Some(r) = strip_prefix_ci(t, "channel:") {
+        ("channel", r)
+    } else if let Some(r) = strip_prefix_ci(t, "user:") {
+        ("user", r)
+    } else if let Some(r) = t.strip_prefix("<@").and_then(|r| r.strip_suffix('>')) {
+        ("user", r.split('|').next().unwrap_or(r))
+    } else if let Some(r) = t.strip_prefix("<#").and_then(|r| r.strip_suffix('>')) {
+        ("channel", r.split('|').next().unwrap_or(r))
+    } else {
+        ("any", t)
+    };
+    // Ids are upper case; a lower-case word is a name, not an id.
+    let id = rest.trim().to_string();
+    let ok = match kind {
+        "channel" => is_conversation_id(&id),
+        "user" => is_user_id(&id),
+        _ => is_conversation_id(&id) || is_user_id(&id),
+    };
+    if ok {
+        return Ok(id);
+    }
+    if rest.trim_start().starts_with('#') || (kind == "channel" && !rest.is_empty()) {
+        return Err(format!(
+            "`{to}` is not a Slack channel id: names are not resolved; use channel:<C…> \
+             (in Slack, the channel's Copy link ends with its id)"
+        ));
+    }
+    Err(match kind {
+        "user" => format!("`{to}` is not a Slack user id (user:U…)"),
+        _ => format!("`{to}` is not a Slack target: use channel:<C…/G…/D… id> or user:<U… id>"),
+    })
+}
+
 /// Normalises one `allowFrom` entry: `*` stays, `slack:U…` / `user:U…` / `slack:user:U…`
 /// lose their prefix (case-insensitively), the id is upper-cased. Anything else is an error.
 pub fn normalize_allow_entry(entry: &str) -> Result<String, String> {
@@ -363,6 +408,38 @@ mod tests {
             app_token: Some(Secret::new("xapp-1-A1-xyz")),
             ..SlackConfig::default()
         }
+    }
+
+    #[test]
+    fn targets_in_the_documented_forms() {
+        for (to, want) in [
+            ("C123", "C123"),
+            ("channel:C123", "C123"),
+            ("slack:channel:C123", "C123"),
+            ("Channel:C0ABC", "C0ABC"),
+            ("user:U123", "U123"),
+            ("slack:user:U123", "U123"),
+            ("U123", "U123"),
+            ("<@U123>", "U123"),
+            ("<#C123|general>", "C123"),
+            ("D0DM", "D0DM"),
+            ("G0PRIV", "G0PRIV"),
+        ] {
+            assert_eq!(parse_target(to).as_deref(), Ok(want), "{to}");
+        }
+        for to in [
+            "#general",
+            "channel:general",
+            "user:C123",
+            "channel:U123",
+            "12345",
+            "",
+        ] {
+            assert!(parse_target(to).is_err(), "{to}");
+        }
+        assert!(parse_target("#general")
+            .unwrap_err()
+            .contains("names are not resolved"));
     }
 
     #[test]

@@ -116,12 +116,25 @@ async fn send_text(
     )
 }
 
-/// The channel `send` uses when none is named: the first in the registry.
-fn default_channel() -> String {
-    clawgate_channels::registry()
-        .first()
-        .map(|p| p.name().to_string())
-        .unwrap_or_default()
+/// The channel a `send` / `message.action` uses: the one it names, else (as OpenClaw does)
+/// the only configured channel; with none or several, an INVALID_REQUEST naming them.
+fn resolve_channel(ctx: &Ctx, requested: Option<&str>) -> Result<String, ErrorShape> {
+    if let Some(c) = requested.map(str::trim).filter(|c| !c.is_empty()) {
+        return Ok(c.to_ascii_lowercase());
+    }
+    let configured: Vec<&str> = ctx.gw.channels.iter().map(|rc| rc.ch.name()).collect();
+    match configured.as_slice() {
+        [only] => Ok(only.to_string()),
+        [] => Err(ErrorShape::invalid(
+            "Error: Channel is required (no configured channels detected). Add a \
+             channels.<name> section to config.yaml and restart the gateway, or pass a channel.",
+        )),
+        several => Err(ErrorShape::invalid(format!(
+            "Error: Channel is required when multiple channels are configured: {}. Pass \
+             --channel <channel> to choose one.",
+            several.join(", ")
+        ))),
+    }
 }
 
 pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
@@ -129,11 +142,7 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let p = object("send", params)?;
         let to = req_str("send", &p, "to")?.to_string();
         let key = req_str("send", &p, "idempotencyKey")?.to_string();
-        let channel = p
-            .get("channel")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(default_channel);
+        let channel = resolve_channel(ctx, p.get("channel").and_then(Value::as_str))?;
         let text = p
             .get("message")
             .and_then(Value::as_str)
@@ -146,7 +155,7 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
 pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("message.action", params)?;
-        let channel = req_str("message.action", &p, "channel")?.to_string();
+        let channel = resolve_channel(ctx, p.get("channel").and_then(Value::as_str))?;
         let action = req_str("message.action", &p, "action")?.to_string();
         if action != "send" {
             return Err(ErrorShape::invalid(format!(
@@ -171,15 +180,6 @@ pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if let Some(plugin) = clawgate_channels::plugin(&channel) {
-            if crate::channels::find(&ctx.gw, &channel).is_none() {
-                return Err(ErrorShape::unavailable(format!(
-                    "Error: {} is not configured. {}",
-                    plugin.label(),
-                    plugin.setup_hint()
-                )));
-            }
-        }
         send_text(ctx, &channel, &to, &text, &key).await
     })
 }
