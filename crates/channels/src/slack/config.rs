@@ -186,10 +186,27 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// A `send` target, in the forms OpenClaw documents for Slack: `channel:<id>`, `user:<id>`,
-/// a bare id (a conversation, or a user id that is opened as a DM), and the mention forms
-/// `<@U…>` / `<#C…|name>`, each optionally behind `slack:`. Returns the conversation or
-/// user id. Channel names (`#general`) are refused: names are not stable, ids are.
+/// Restores API casing the way OpenClaw does: a lower-cased id of the real shape
+/// (`c0123abcd`, `u0123abcd`) is upper-cased; anything shorter is left as written.
+fn canonical_id(id: &str) -> String {
+    let b = id.as_bytes();
+    let alnum = b.iter().all(u8::is_ascii_alphanumeric);
+    let conv = b.len() >= 9
+        && matches!(b[0].to_ascii_uppercase(), b'C' | b'D' | b'G')
+        && b[1].is_ascii_digit();
+    let user = b.len() >= 9 && matches!(b[0].to_ascii_uppercase(), b'U' | b'W');
+    if alnum && (conv || user) {
+        id.to_ascii_uppercase()
+    } else {
+        id.to_string()
+    }
+}
+
+/// A `send` target, in the forms OpenClaw documents and parses for Slack: `channel:<id>`,
+/// `user:<id>`, `<@U…>`, `@U…`, `#<C… id>`, `<#C…|name>`, a bare id (a conversation, or a user
+/// id, which is opened as a DM), each optionally behind `slack:`. Ids of the real shape are
+/// accepted in any case. Returns the conversation or user id. Channel and user names
+/// (`#general`, `@alice`) are refused: the gateway keeps no directory, and ids are stable.
 pub fn parse_target(to: &str) -> Result<String, String> {
     let t = to.trim();
     let t = strip_prefix_ci(t, "slack:").unwrap_or(t).trim();
@@ -201,11 +218,14 @@ pub fn parse_target(to: &str) -> Result<String, String> {
         ("user", r.split('|').next().unwrap_or(r))
     } else if let Some(r) = t.strip_prefix("<#").and_then(|r| r.strip_suffix('>')) {
         ("channel", r.split('|').next().unwrap_or(r))
+    } else if let Some(r) = t.strip_prefix('@') {
+        ("user", r)
+    } else if let Some(r) = t.strip_prefix('#') {
+        ("channel", r)
     } else {
         ("any", t)
     };
-    // Ids are upper case; a lower-case word is a name, not an id.
-    let id = rest.trim().to_string();
+    let id = canonical_id(rest.trim());
     let ok = match kind {
         "channel" => is_conversation_id(&id),
         "user" => is_user_id(&id),
@@ -214,14 +234,15 @@ pub fn parse_target(to: &str) -> Result<String, String> {
     if ok {
         return Ok(id);
     }
-    if rest.trim_start().starts_with('#') || (kind == "channel" && !rest.is_empty()) {
-        return Err(format!(
+    Err(match kind {
+        "channel" => format!(
             "`{to}` is not a Slack channel id: names are not resolved; use channel:<C…> \
              (in Slack, the channel's Copy link ends with its id)"
-        ));
-    }
-    Err(match kind {
-        "user" => format!("`{to}` is not a Slack user id (user:U…)"),
+        ),
+        "user" => format!(
+            "`{to}` is not a Slack user id: names are not resolved; use user:<U…> \
+             (in Slack, the profile's ⋮ → Copy member ID)"
+        ),
         _ => format!("`{to}` is not a Slack target: use channel:<C…/G…/D… id> or user:<U… id>"),
     })
 }
@@ -422,6 +443,11 @@ mod tests {
             ("U123", "U123"),
             ("<@U123>", "U123"),
             ("<#C123|general>", "C123"),
+            ("@U123", "U123"),
+            ("#C0123ABCDE", "C0123ABCDE"),
+            // OpenClaw lower-cases targets it normalises; real-shaped ids get their case back.
+            ("channel:c0123abcde", "C0123ABCDE"),
+            ("user:u0123abcde", "U0123ABCDE"),
             ("D0DM", "D0DM"),
             ("G0PRIV", "G0PRIV"),
         ] {
@@ -429,7 +455,9 @@ mod tests {
         }
         for to in [
             "#general",
+            "@alice",
             "channel:general",
+            "c123",
             "user:C123",
             "channel:U123",
             "12345",
