@@ -254,6 +254,19 @@ async fn channels_status_lists_telegram_and_slack() {
     );
     assert_eq!(v["channels"]["slack"]["configured"], true);
     assert_eq!(v["channelAccounts"]["slack"][0]["dmPolicy"], "pairing");
+    // One channel on request; a name no plugin has is refused, as in OpenClaw.
+    let (mut ws, _) =
+        clawgate_testkit::ws::connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
+    let r = ws
+        .call("channels.status", json!({"channel": "slack"}))
+        .await;
+    assert_eq!(r["payload"]["channelOrder"], json!(["slack"]), "{r}");
+    assert!(r["payload"]["channelAccounts"]["telegram"].is_null(), "{r}");
+    let r = ws
+        .call("channels.status", json!({"channel": "nosuchchannel"}))
+        .await;
+    assert_eq!(r["error"]["code"], "INVALID_REQUEST", "{r}");
+    assert_eq!(r["error"]["message"], "unknown channel: nosuchchannel");
     let out = run(&gw, &["channels", "status"]);
     assert_eq!(out.status.code(), Some(0));
     let t = String::from_utf8_lossy(&out.stdout).to_string();
@@ -272,7 +285,6 @@ fn doctor(config: &str) -> (Option<i32>, String) {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    clawgate_testkit::gateway::write_config(home.path(), config);
     // A port nothing listens on, so the doctor does not find some other gateway.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -612,6 +612,16 @@ fn openclaw_channels_status_and_message_send_with_telegram_and_slack() {
     }
     assert_eq!(v["statusIssues"], serde_json::json!([]));
 
+    // One channel on request.
+    let r = openclaw(
+        &["channels", "status", "--channel", "slack", "--json"],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("channels status --channel slack --json", &r);
+    let v = json_of("channels status --channel slack --json", &r);
+    assert_eq!(v["channelOrder"], serde_json::json!(["slack"]), "{v}");
+
     // The text view renders one line per account from the same result.
     let r = openclaw(&["channels", "status"], &env, e.home.path());
     assert_ok("channels status", &r);

@@ -179,8 +179,8 @@ fn dm_policy_name(p: clawgate_config::DmPolicy) -> &'static str {
     }
 }
 
-/// The `channels.status` result.
-pub async fn status_json(gw: &Gateway) -> Value {
+/// The `channels.status` result, for every running channel or only `only`.
+pub async fn status_json(gw: &Gateway, only: Option<&str>) -> Value {
     let mut channels = serde_json::Map::new();
     let mut accounts = serde_json::Map::new();
     let mut labels = serde_json::Map::new();
@@ -190,7 +190,11 @@ pub async fn status_json(gw: &Gateway) -> Value {
     let mut default_accounts = serde_json::Map::new();
     let mut order = Vec::new();
     let mut issues = Vec::new();
-    for rc in &gw.channels {
+    for rc in gw
+        .channels
+        .iter()
+        .filter(|rc| only.is_none_or(|o| o == rc.ch.name()))
+    {
         let ch = &rc.ch;
         let name = ch.name();
         order.push(name);

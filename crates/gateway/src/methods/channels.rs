@@ -11,8 +11,22 @@ use clawgate_store::NewOutbox;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
-    Box::pin(async move { Ok(crate::channels::status_json(&ctx.gw).await) })
+/// `channels.status {probe?, timeoutMs?, channel?}`: with `channel`, only that one (an empty
+/// result when it is known but not configured); a name no plugin has is INVALID_REQUEST, as
+/// in OpenClaw.
+pub fn status(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let only = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(|c| c.trim().to_ascii_lowercase());
+        if let Some(c) = &only {
+            if clawgate_channels::plugin(c).is_none() {
+                return Err(ErrorShape::invalid(format!("unknown channel: {c}")));
+            }
+        }
+        Ok(crate::channels::status_json(&ctx.gw, only.as_deref()).await)
+    })
 }
 
 /// Queues `text` to `to` on `channel` under an idempotency key, then waits briefly for the
