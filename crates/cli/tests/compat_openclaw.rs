@@ -514,7 +514,6 @@ fn openclaw_message_send_and_channels_status_with_telegram() {
 fn slack_plugin_home() -> tempfile::TempDir {
     static READY: OnceLock<PathBuf> = OnceLock::new();
     let src = READY.get_or_init(|| {
-        let tc = toolchain();
         let home = cache_dir().join("slack-home");
         let installed = home.join(".openclaw/npm/projects");
         let has_plugin = std::fs::read_dir(&installed)
@@ -532,7 +531,6 @@ fn slack_plugin_home() -> tempfile::TempDir {
             );
             assert_ok("plugins install @openclaw/slack", &r);
         }
-        let _ = tc;
         home
     });
     let dst = tempfile::tempdir().unwrap();
