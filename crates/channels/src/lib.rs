@@ -14,7 +14,8 @@ pub mod telegram;
 use serde::{Deserialize, Serialize};
 
 pub use plugin::{
-    Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, ReplyRoute, Webhook, WebhookEvent,
+    Channel, ChannelPlugin, DoctorCheck, DoctorLevel, Egress, Host, OutChunk, Rejected, ReplyRoute,
+    Webhook, WebhookEvent,
 };
 pub use status::{ChannelStatus, StatusCell};
 

@@ -41,8 +41,75 @@ pub trait ChannelPlugin: ChannelConfigParser {
             self.name()
         )
     }
+    /// The longer label OpenClaw shows in `channels.status` (`channelDetailLabels`,
+    /// `channelMeta[].detailLabel`): `Telegram Bot`.
+    fn detail_label(&self) -> &'static str {
+        self.label()
+    }
+    /// The UI icon name OpenClaw gives the channel (`channelSystemImages`), if any.
+    fn system_image(&self) -> Option<&'static str> {
+        None
+    }
+    /// Checks for `clawgate doctor` on a parsed, valid section: what the operator still has
+    /// to set up outside the config (a public URL, a proxy location) and what looks wrong.
+    /// `gateway_port` is where the gateway listens (for proxy advice). Empty by default.
+    fn doctor(&self, _entry: &ChannelEntry, _gateway_port: u16) -> Vec<DoctorCheck> {
+        Vec::new()
+    }
     /// Builds the running channel from its parsed section (only called when enabled).
     fn build(&self, entry: &ChannelEntry, host: Arc<dyn Host>) -> Result<Arc<dyn Channel>, String>;
+}
+
+/// How a doctor check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoctorLevel {
+    /// In order (the message says what was checked).
+    Ok,
+    /// Works, but something outside clawgate needs doing or looks wrong.
+    Warn,
+    /// Will not work as configured.
+    Fail,
+}
+
+/// One line of `clawgate doctor` for a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorCheck {
+    pub level: DoctorLevel,
+    pub message: String,
+    /// What to do about it (config keys, URLs to register, a proxy location).
+    pub fix: Option<String>,
+}
+
+impl DoctorCheck {
+    pub fn ok(message: impl Into<String>) -> DoctorCheck {
+        DoctorCheck {
+            level: DoctorLevel::Ok,
+            message: message.into(),
+            fix: None,
+        }
+    }
+    pub fn warn(message: impl Into<String>, fix: impl Into<String>) -> DoctorCheck {
+        DoctorCheck {
+            level: DoctorLevel::Warn,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    pub fn fail(message: impl Into<String>, fix: impl Into<String>) -> DoctorCheck {
+        DoctorCheck {
+            level: DoctorLevel::Fail,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    /// `ok` with advice attached (e.g. the URL to register).
+    pub fn ok_with(message: impl Into<String>, note: impl Into<String>) -> DoctorCheck {
+        DoctorCheck {
+            level: DoctorLevel::Ok,
+            message: message.into(),
+            fix: Some(note.into()),
+        }
+    }
 }
 
 /// One outbound chunk (a row of the outbox).

@@ -3,6 +3,7 @@
 
 use crate::client::{http_get, ClientError, Connection, Target};
 use crate::ConnArgs;
+use clawgate_channels::{DoctorCheck, DoctorLevel};
 use clawgate_config::paths::{self, clawgate_home};
 use clawgate_config::{is_loopback_ip, AuthMode, Config};
 use clawgate_gateway::{exposure, RunOptions};
@@ -474,6 +475,15 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
     if let Some(c) = exec_check(&cfg.tools) {
         checks.push(c);
     }
+    // Each configured channel checks its own section; the loop names no platform.
+    let mut channel_checks = Vec::new();
+    for entry in &cfg.channels {
+        if let Some(plugin) = clawgate_channels::plugin(entry.name) {
+            for c in plugin.doctor(entry, cfg.gateway.port) {
+                channel_checks.push((entry.name, c));
+            }
+        }
+    }
     let t = target(flag.as_deref(), &ConnArgs::default());
     let hp = host_port(&t.url);
     let listening =
@@ -507,6 +517,12 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
                         .call("health", json!({}), Duration::from_secs(5))
                         .await
                         .is_ok();
+                    if let Ok(v) = c
+                        .call("channels.status", json!({}), Duration::from_secs(5))
+                        .await
+                    {
+                        channel_checks.extend(live_channel_checks(&v));
+                    }
                     c.close().await;
                     checks.push(Check {
                         name: "gateway",
@@ -527,7 +543,62 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             }
         }
     }
-    print_checks(&checks, false)
+    let code = print_checks(&checks, false);
+    code.max(print_channel_checks(&channel_checks))
+}
+
+/// The running gateway's view of each channel (from `channels.status`).
+fn live_channel_checks(v: &Value) -> Vec<(&'static str, DoctorCheck)> {
+    let mut out = Vec::new();
+    for name in v["channelOrder"].as_array().cloned().unwrap_or_default() {
+        let Some(name) = name.as_str() else { continue };
+        // Names come from the registry; unknown ones (another gateway version) are skipped.
+        let Some(plugin) = clawgate_channels::plugin(name) else {
+            continue;
+        };
+        for a in v["channelAccounts"][name]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let mode = a["mode"].as_str().unwrap_or("?");
+            let check = if a["connected"] == true {
+                DoctorCheck::ok(format!("gateway: running, connected ({mode})"))
+            } else {
+                let why = a["lastError"].as_str().unwrap_or("not connected yet");
+                DoctorCheck::fail(
+                    format!("gateway: not connected ({mode}): {why}"),
+                    format!(
+                        "check the credentials and `clawgate channels status`; {}",
+                        plugin.setup_hint()
+                    ),
+                )
+            };
+            out.push((plugin.name(), check));
+        }
+    }
+    out
+}
+
+/// Per-channel lines: ✓ in order, ! works but needs attention, ✗ will not work. Exit code 1
+/// when any failed.
+fn print_channel_checks(checks: &[(&'static str, DoctorCheck)]) -> u8 {
+    let mut failed = false;
+    for (name, c) in checks {
+        let (mark, label) = match c.level {
+            DoctorLevel::Ok => ("✓", "note"),
+            DoctorLevel::Warn => ("!", "fix"),
+            DoctorLevel::Fail => {
+                failed = true;
+                ("✗", "fix")
+            }
+        };
+        println!("{mark} {name:<12} {}", c.message);
+        if let Some(f) = &c.fix {
+            println!("    {label}: {f}");
+        }
+    }
+    u8::from(failed)
 }
 
 /// Whether exec children would be confined (only when exec is enabled).

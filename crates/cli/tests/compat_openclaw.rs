@@ -506,3 +506,223 @@ fn openclaw_message_send_and_channels_status_with_telegram() {
     assert_ok("channels status", &r);
     assert!(r.stdout.contains("telegram"), "{}", r.stdout);
 }
+
+/// A HOME for the OpenClaw CLI with the official Slack plugin installed. In 2026.9.6 Slack is
+/// an external plugin (`@openclaw/slack`), not bundled like Telegram: without it the CLI
+/// refuses `--channel slack` locally. Installed once per cache directory with OpenClaw's own
+/// `plugins install`, then copied per test.
+fn slack_plugin_home() -> tempfile::TempDir {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    let src = READY.get_or_init(|| {
+        let home = cache_dir().join("slack-home");
+        let installed = home.join(".openclaw/npm/projects");
+        let has_plugin = std::fs::read_dir(&installed)
+            .map(|d| {
+                d.flatten()
+                    .any(|p| p.path().join("node_modules/@openclaw/slack").exists())
+            })
+            .unwrap_or(false);
+        if !has_plugin {
+            std::fs::create_dir_all(&home).unwrap();
+            let r = openclaw(
+                &["plugins", "install", "@openclaw/slack@2026.9.6"],
+                &[],
+                &home,
+            );
+            assert_ok("plugins install @openclaw/slack", &r);
+        }
+        home
+    });
+    let dst = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(src.join(".openclaw"))
+        .arg(dst.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dst
+}
+
+#[test]
+fn openclaw_channels_status_and_message_send_with_telegram_and_slack() {
+    let tg = clawgate_testkit::FakeTelegram::start_blocking();
+    let slack = clawgate_testkit::FakeSlack::start_blocking();
+    // A channel id of Slack's real shape: OpenClaw restores the case of such ids only.
+    const CHAN: &str = "C0123ABCDE";
+    slack.add_channel(CHAN, true);
+    let config = format!(
+        "channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n  slack:\n    botToken: \"{}\"\n    appToken: \"{}\"\n    apiRoot: {}\n",
+        tg.token(),
+        tg.api_root(),
+        slack.bot_token(),
+        slack.app_token(),
+        slack.api_root()
+    );
+    let e = setup_with(Options {
+        config: Some(config),
+        ..Options::default()
+    });
+    // Both channels up (asked through our own CLI: cheap to poll).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out =
+            e.gw.cli(bin())
+                .args(["channels", "status", "--json"])
+                .output()
+                .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let up = |c: &str| v["channelAccounts"][c][0]["connected"] == true;
+        if up("telegram") && up("slack") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "channels never connected: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+
+    // `channels status --json` prints the gateway's result: both channels, OpenClaw's shape.
+    let r = openclaw(&["channels", "status", "--json"], &env, e.home.path());
+    assert_ok("channels status --json", &r);
+    let v = json_of("channels status --json", &r);
+    assert_eq!(
+        v["channelOrder"],
+        serde_json::json!(["telegram", "slack"]),
+        "{v}"
+    );
+    assert_eq!(v["channelLabels"]["slack"], "Slack");
+    assert_eq!(v["channelDetailLabels"]["telegram"], "Telegram Bot");
+    assert_eq!(v["channelMeta"][1]["detailLabel"], "Slack Bot");
+    assert_eq!(v["channelDefaultAccountId"]["slack"], "default");
+    for (c, mode) in [("telegram", "polling"), ("slack", "socket")] {
+        let a = &v["channelAccounts"][c][0];
+        assert_eq!(a["accountId"], "default", "{v}");
+        assert_eq!(
+            (&a["configured"], &a["running"], &a["connected"]),
+            (&Value::Bool(true), &Value::Bool(true), &Value::Bool(true)),
+            "{c}: {v}"
+        );
+        assert_eq!(a["mode"], mode);
+        assert_eq!(v["channels"][c]["configured"], true);
+    }
+    assert_eq!(v["statusIssues"], serde_json::json!([]));
+
+    // One channel on request.
+    let r = openclaw(
+        &["channels", "status", "--channel", "slack", "--json"],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("channels status --channel slack --json", &r);
+    let v = json_of("channels status --channel slack --json", &r);
+    assert_eq!(v["channelOrder"], serde_json::json!(["slack"]), "{v}");
+
+    // The text view renders one line per account from the same result.
+    let r = openclaw(&["channels", "status"], &env, e.home.path());
+    assert_ok("channels status", &r);
+    assert!(r.stdout.contains("Gateway reachable."), "{}", r.stdout);
+    for line in [
+        "- Telegram default: enabled, configured, running, connected, mode:polling",
+        "- Slack default: enabled, configured, running, connected, mode:socket",
+    ] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
+
+    // Through the gateway: `send` on Slack reaches chat.postMessage; without a channel it is
+    // refused, naming both.
+    let params = format!(
+        r#"{{"channel":"slack","to":"channel:{CHAN}","message":"hi via the gateway","idempotencyKey":"compat-slack-1"}}"#
+    );
+    let args = [
+        "gateway", "call", "send", "--json", "--url", &e.url, "--token", &e.token, "--params",
+        &params,
+    ];
+    let r = openclaw(&args, &[], e.home.path());
+    assert_ok("gateway call send (slack)", &r);
+    assert_eq!(json_of("gateway call send", &r)["channel"], "slack");
+    let params =
+        r#"{"to":"C0123ABCDE","message":"which channel?","idempotencyKey":"compat-nochan-1"}"#;
+    let args = [
+        "gateway", "call", "send", "--json", "--url", &e.url, "--token", &e.token, "--params",
+        params,
+    ];
+    let r = openclaw(&args, &[], e.home.path());
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .contains("Channel is required when multiple channels are configured: telegram, slack"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+
+    // Slack is not bundled with OpenClaw 2026.9.6: without its plugin the CLI refuses locally.
+    let r = openclaw(
+        &[
+            "message",
+            "send",
+            "--channel",
+            "slack",
+            "--target",
+            CHAN,
+            "--message",
+            "hi",
+            "--json",
+        ],
+        &env,
+        e.home.path(),
+    );
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("Channel is unavailable: slack"),
+        "{}",
+        r.stdout
+    );
+
+    // `message send --channel slack`: OpenClaw's Slack plugin delivers directly from the CLI
+    // process (deliveryMode "direct"), with the CLI's own Slack config; SLACK_API_URL points
+    // its Web API client at the fake.
+    let home = slack_plugin_home();
+    let cfg_path = home.path().join(".openclaw/openclaw.json");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["channels"] = serde_json::json!({"slack": {"botToken": slack.bot_token(), "appToken": slack.app_token()}});
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let api = format!("{}/", slack.api_root().trim_end_matches('/'));
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+        ("SLACK_API_URL", api.as_str()),
+    ];
+    let r = openclaw(
+        &[
+            "message",
+            "send",
+            "--channel",
+            "slack",
+            "--target",
+            CHAN,
+            "--message",
+            "hi",
+            "--json",
+        ],
+        &env,
+        home.path(),
+    );
+    assert_ok("message send --channel slack", &r);
+    let sent = slack.sent_messages();
+    let texts: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|m| (m.channel.as_str(), m.text.as_str()))
+        .collect();
+    assert!(texts.contains(&(CHAN, "hi via the gateway")), "{texts:?}");
+    assert!(
+        texts.contains(&(CHAN, "hi")),
+        "{texts:?}\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}

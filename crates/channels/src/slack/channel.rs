@@ -39,6 +39,21 @@ impl ChannelPlugin for Plugin {
         "Slack"
     }
 
+    fn detail_label(&self) -> &'static str {
+        "Slack Bot"
+    }
+
+    fn system_image(&self) -> Option<&'static str> {
+        Some("number")
+    }
+
+    fn doctor(&self, entry: &ChannelEntry, gateway_port: u16) -> Vec<crate::plugin::DoctorCheck> {
+        entry
+            .get::<SlackConfig>()
+            .map(|c| super::doctor::checks(c, gateway_port))
+            .unwrap_or_default()
+    }
+
     fn setup_hint(&self) -> String {
         "Set channels.slack.botToken (and appToken for socket mode, or mode: http with signingSecret) in config.yaml and restart the gateway.".into()
     }
@@ -420,18 +435,6 @@ impl Channel for Slack {
     }
 
     fn parse_target(&self, to: &str) -> Result<String, String> {
-        let t = to.trim();
-        let t = t.strip_prefix("slack:").unwrap_or(t);
-        let t = t
-            .strip_prefix("channel:")
-            .or_else(|| t.strip_prefix("user:"))
-            .unwrap_or(t);
-        if super::config::is_conversation_id(t) || super::config::is_user_id(t) {
-            Ok(t.to_string())
-        } else {
-            Err(format!(
-                "`{to}` is not a Slack channel (C…/G…/D…) or user (U…) id"
-            ))
-        }
+        super::config::parse_target(to)
     }
 }

@@ -181,6 +181,72 @@ pub fn is_conversation_id(s: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
+}
+
+/// Restores API casing the way OpenClaw does: a lower-cased id of the real shape
+/// (`c0123abcd`, `u0123abcd`) is upper-cased; anything shorter is left as written.
+fn canonical_id(id: &str) -> String {
+    let b = id.as_bytes();
+    let alnum = b.iter().all(u8::is_ascii_alphanumeric);
+    let conv = b.len() >= 9
+        && matches!(b[0].to_ascii_uppercase(), b'C' | b'D' | b'G')
+        && b[1].is_ascii_digit();
+    let user = b.len() >= 9 && matches!(b[0].to_ascii_uppercase(), b'U' | b'W');
+    if alnum && (conv || user) {
+        id.to_ascii_uppercase()
+    } else {
+        id.to_string()
+    }
+}
+
+/// A `send` target, in the forms OpenClaw documents and parses for Slack: `channel:<id>`,
+/// `user:<id>`, `<@U…>`, `@U…`, `#<C… id>`, `<#C…|name>`, a bare id (a conversation, or a user
+/// id, which is opened as a DM), each optionally behind `slack:`. Ids of the real shape are
+/// accepted in any case. Returns the conversation or user id. Channel and user names
+/// (`#general`, `@alice`) are refused: the gateway keeps no directory, and ids are stable.
+pub fn parse_target(to: &str) -> Result<String, String> {
+    let t = to.trim();
+    let t = strip_prefix_ci(t, "slack:").unwrap_or(t).trim();
+    let (kind, rest) = if let Some(r) = strip_prefix_ci(t, "channel:") {
+        ("channel", r)
+    } else if let Some(r) = strip_prefix_ci(t, "user:") {
+        ("user", r)
+    } else if let Some(r) = t.strip_prefix("<@").and_then(|r| r.strip_suffix('>')) {
+        ("user", r.split('|').next().unwrap_or(r))
+    } else if let Some(r) = t.strip_prefix("<#").and_then(|r| r.strip_suffix('>')) {
+        ("channel", r.split('|').next().unwrap_or(r))
+    } else if let Some(r) = t.strip_prefix('@') {
+        ("user", r)
+    } else if let Some(r) = t.strip_prefix('#') {
+        ("channel", r)
+    } else {
+        ("any", t)
+    };
+    let id = canonical_id(rest.trim());
+    let ok = match kind {
+        "channel" => is_conversation_id(&id),
+        "user" => is_user_id(&id),
+        _ => is_conversation_id(&id) || is_user_id(&id),
+    };
+    if ok {
+        return Ok(id);
+    }
+    Err(match kind {
+        "channel" => format!(
+            "`{to}` is not a Slack channel id: names are not resolved; use channel:<C…> \
+             (in Slack, the channel's Copy link ends with its id)"
+        ),
+        "user" => format!(
+            "`{to}` is not a Slack user id: names are not resolved; use user:<U…> \
+             (in Slack, the profile's ⋮ → Copy member ID)"
+        ),
+        _ => format!("`{to}` is not a Slack target: use channel:<C…/G…/D… id> or user:<U… id>"),
+    })
+}
+
 /// Normalises one `allowFrom` entry: `*` stays, `slack:U…` / `user:U…` / `slack:user:U…`
 /// lose their prefix (case-insensitively), the id is upper-cased. Anything else is an error.
 pub fn normalize_allow_entry(entry: &str) -> Result<String, String> {
@@ -363,6 +429,45 @@ mod tests {
             app_token: Some(Secret::new("xapp-1-A1-xyz")),
             ..SlackConfig::default()
         }
+    }
+
+    #[test]
+    fn targets_in_the_documented_forms() {
+        for (to, want) in [
+            ("C123", "C123"),
+            ("channel:C123", "C123"),
+            ("slack:channel:C123", "C123"),
+            ("Channel:C0ABC", "C0ABC"),
+            ("user:U123", "U123"),
+            ("slack:user:U123", "U123"),
+            ("U123", "U123"),
+            ("<@U123>", "U123"),
+            ("<#C123|general>", "C123"),
+            ("@U123", "U123"),
+            ("#C0123ABCDE", "C0123ABCDE"),
+            // OpenClaw lower-cases targets it normalises; real-shaped ids get their case back.
+            ("channel:c0123abcde", "C0123ABCDE"),
+            ("user:u0123abcde", "U0123ABCDE"),
+            ("D0DM", "D0DM"),
+            ("G0PRIV", "G0PRIV"),
+        ] {
+            assert_eq!(parse_target(to).as_deref(), Ok(want), "{to}");
+        }
+        for to in [
+            "#general",
+            "@alice",
+            "channel:general",
+            "c123",
+            "user:C123",
+            "channel:U123",
+            "12345",
+            "",
+        ] {
+            assert!(parse_target(to).is_err(), "{to}");
+        }
+        assert!(parse_target("#general")
+            .unwrap_err()
+            .contains("names are not resolved"));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod channel;
 pub mod config;
+pub mod doctor;
 pub mod events;
 pub mod format;
 pub mod http;

@@ -36,6 +36,21 @@ impl ChannelPlugin for Plugin {
         "Telegram"
     }
 
+    fn detail_label(&self) -> &'static str {
+        "Telegram Bot"
+    }
+
+    fn system_image(&self) -> Option<&'static str> {
+        Some("paperplane")
+    }
+
+    fn doctor(&self, entry: &ChannelEntry, gateway_port: u16) -> Vec<crate::plugin::DoctorCheck> {
+        entry
+            .get::<TelegramConfig>()
+            .map(|c| super::doctor::checks(c, gateway_port))
+            .unwrap_or_default()
+    }
+
     fn setup_hint(&self) -> String {
         "Set channels.telegram.botToken (or TELEGRAM_BOT_TOKEN) in config.yaml and restart the gateway.".into()
     }

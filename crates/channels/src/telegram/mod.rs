@@ -4,6 +4,7 @@
 pub mod api;
 pub mod channel;
 pub mod config;
+pub mod doctor;
 pub mod format;
 pub mod parse;
 

@@ -167,19 +167,48 @@ pub fn find<'a>(gw: &'a Gateway, name: &str) -> Option<&'a Running> {
     gw.channels.iter().find(|r| r.ch.name() == name)
 }
 
-/// The `channels.status` result.
-pub async fn status_json(gw: &Gateway) -> Value {
+/// `dmPolicy` as OpenClaw writes it.
+fn dm_policy_name(p: clawgate_config::DmPolicy) -> &'static str {
+    use clawgate_config::DmPolicy;
+    match p {
+        DmPolicy::Pairing => "pairing",
+        DmPolicy::Allowlist => "allowlist",
+        DmPolicy::Open => "open",
+        DmPolicy::Disabled => "disabled",
+    }
+}
+
+/// The `channels.status` result, for every running channel or only `only`.
+pub async fn status_json(gw: &Gateway, only: Option<&str>) -> Value {
     let mut channels = serde_json::Map::new();
     let mut accounts = serde_json::Map::new();
     let mut labels = serde_json::Map::new();
+    let mut detail_labels = serde_json::Map::new();
+    let mut system_images = serde_json::Map::new();
+    let mut meta = Vec::new();
     let mut default_accounts = serde_json::Map::new();
     let mut order = Vec::new();
     let mut issues = Vec::new();
-    for rc in &gw.channels {
+    for rc in gw
+        .channels
+        .iter()
+        .filter(|rc| only.is_none_or(|o| o == rc.ch.name()))
+    {
         let ch = &rc.ch;
         let name = ch.name();
         order.push(name);
         labels.insert(name.into(), json!(ch.label()));
+        // OpenClaw's UI catalog: label, detail label and icon per channel.
+        let plugin = clawgate_channels::plugin(name);
+        let detail = plugin.map_or(ch.label(), |p| p.detail_label());
+        let image = plugin.and_then(|p| p.system_image());
+        detail_labels.insert(name.into(), json!(detail));
+        let mut m = json!({"id": name, "label": ch.label(), "detailLabel": detail});
+        if let Some(img) = image {
+            system_images.insert(name.into(), json!(img));
+            m["systemImage"] = json!(img);
+        }
+        meta.push(m);
         default_accounts.insert(name.into(), json!("default"));
         let s = ch.status().get();
         let ((pending, sent, failed), (in_pending, in_done, in_ignored)) = gw
@@ -190,6 +219,7 @@ pub async fn status_json(gw: &Gateway) -> Value {
             .unwrap_or(((0, 0, 0), (0, 0, 0)));
         let summary = json!({
             "configured": true, "running": s.running, "connected": s.connected,
+            "lastStartAt": null, "lastStopAt": null,
             "mode": ch.mode(), "lastError": s.last_error,
         });
         channels.insert(name.into(), summary);
@@ -198,6 +228,7 @@ pub async fn status_json(gw: &Gateway) -> Value {
             json!([{
                 "accountId": "default", "enabled": true, "configured": true,
                 "running": s.running, "connected": s.connected, "mode": ch.mode(),
+                "dmPolicy": dm_policy_name(ch.policy().dm_policy),
                 "bot": {"username": s.bot_username},
                 "lastInboundAt": s.last_inbound_at, "lastOutboundAt": s.last_outbound_at,
                 "lastPollAt": s.last_poll_at, "lastError": s.last_error,
@@ -207,20 +238,21 @@ pub async fn status_json(gw: &Gateway) -> Value {
             }]),
         );
         if s.stalls > 0 {
-            issues.push(json!({"channel": name, "accountId": "default", "kind": "stalled",
+            issues.push(json!({"channel": name, "accountId": "default", "kind": "runtime",
                 "message": format!("the {} loop stalled {} time(s) and was restarted", ch.mode(), s.stalls)}));
         }
         if !s.connected {
             if let Some(e) = &s.last_error {
                 issues.push(
-                    json!({"channel": name, "accountId": "default", "kind": "error", "message": e}),
+                    json!({"channel": name, "accountId": "default", "kind": "runtime", "message": e}),
                 );
             }
         }
     }
     json!({
         "ts": now_ms(), "channelOrder": order, "channelLabels": labels,
-        "channelDetailLabels": {}, "channelSystemImages": {}, "channelMeta": [],
+        "channelDetailLabels": detail_labels, "channelSystemImages": system_images,
+        "channelMeta": meta,
         "channels": channels, "channelAccounts": accounts,
         "channelDefaultAccountId": default_accounts, "statusIssues": issues,
     })

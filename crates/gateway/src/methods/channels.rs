@@ -11,8 +11,22 @@ use clawgate_store::NewOutbox;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
-    Box::pin(async move { Ok(crate::channels::status_json(&ctx.gw).await) })
+/// `channels.status {probe?, timeoutMs?, channel?}`: with `channel`, only that one (an empty
+/// result when it is known but not configured); a name no plugin has is INVALID_REQUEST, as
+/// in OpenClaw.
+pub fn status(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let only = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(|c| c.trim().to_ascii_lowercase());
+        if let Some(c) = &only {
+            if clawgate_channels::plugin(c).is_none() {
+                return Err(ErrorShape::invalid(format!("unknown channel: {c}")));
+            }
+        }
+        Ok(crate::channels::status_json(&ctx.gw, only.as_deref()).await)
+    })
 }
 
 /// Queues `text` to `to` on `channel` under an idempotency key, then waits briefly for the
@@ -24,18 +38,7 @@ async fn send_text(
     text: &str,
     key: &str,
 ) -> Result<Value, ErrorShape> {
-    let Some(plugin) = clawgate_channels::plugin(channel) else {
-        return Err(ErrorShape::invalid(format!(
-            "unsupported channel: {channel}"
-        )));
-    };
-    let Some(rc) = crate::channels::find(&ctx.gw, channel).cloned() else {
-        return Err(ErrorShape::unavailable(format!(
-            "Error: {} is not configured. {}",
-            plugin.label(),
-            plugin.setup_hint()
-        )));
-    };
+    let rc = running(ctx, channel)?.clone();
     let chat = rc
         .ch
         .parse_target(to)
@@ -116,12 +119,25 @@ async fn send_text(
     )
 }
 
-/// The channel `send` uses when none is named: the first in the registry.
-fn default_channel() -> String {
-    clawgate_channels::registry()
-        .first()
-        .map(|p| p.name().to_string())
-        .unwrap_or_default()
+/// The channel a `send` / `message.action` uses: the one it names, else (as OpenClaw does)
+/// the only configured channel; with none or several, an INVALID_REQUEST naming them.
+fn resolve_channel(ctx: &Ctx, requested: Option<&str>) -> Result<String, ErrorShape> {
+    if let Some(c) = requested.map(str::trim).filter(|c| !c.is_empty()) {
+        return Ok(c.to_ascii_lowercase());
+    }
+    let configured: Vec<&str> = ctx.gw.channels.iter().map(|rc| rc.ch.name()).collect();
+    match configured.as_slice() {
+        [only] => Ok(only.to_string()),
+        [] => Err(ErrorShape::invalid(
+            "Error: Channel is required (no configured channels detected). Add a \
+             channels.<name> section to config.yaml and restart the gateway, or pass a channel.",
+        )),
+        several => Err(ErrorShape::invalid(format!(
+            "Error: Channel is required when multiple channels are configured: {}. Pass \
+             --channel <channel> to choose one.",
+            several.join(", ")
+        ))),
+    }
 }
 
 pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
@@ -129,11 +145,7 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let p = object("send", params)?;
         let to = req_str("send", &p, "to")?.to_string();
         let key = req_str("send", &p, "idempotencyKey")?.to_string();
-        let channel = p
-            .get("channel")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(default_channel);
+        let channel = resolve_channel(ctx, p.get("channel").and_then(Value::as_str))?;
         let text = p
             .get("message")
             .and_then(Value::as_str)
@@ -236,7 +248,7 @@ async fn edit_message(ctx: &Ctx, channel: &str, inner: &Value) -> Result<Value, 
 pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("message.action", params)?;
-        let channel = req_str("message.action", &p, "channel")?.to_string();
+        let channel = resolve_channel(ctx, p.get("channel").and_then(Value::as_str))?;
         let action = req_str("message.action", &p, "action")?.to_string();
         let inner = p.get("params").cloned().unwrap_or(Value::Null);
         match action.as_str() {
@@ -255,9 +267,6 @@ pub fn message_action(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if clawgate_channels::plugin(&channel).is_some() {
-            running(ctx, &channel)?;
-        }
         send_text(ctx, &channel, &to, &text, &key).await
     })
 }

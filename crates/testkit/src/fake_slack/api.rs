@@ -16,9 +16,10 @@ use super::{events, Call, Fault, SentMessage};
 use crate::fake_telegram::params::Params;
 
 /// Methods the fake implements; others answer `unknown_method`.
-const METHODS: [&str; 10] = [
+const METHODS: [&str; 11] = [
     "auth.test",
     "conversations.info",
+    "conversations.list",
     "conversations.replies",
     "users.info",
     "chat.postMessage",
@@ -277,6 +278,7 @@ fn run(
         "reactions.add" => reaction(shared, params, true),
         "reactions.remove" => reaction(shared, params, false),
         "conversations.info" => conversations_info(shared, params),
+        "conversations.list" => conversations_list(shared, params),
         "conversations.replies" => conversations_replies(shared, params),
         "users.info" => users_info(shared, params),
         _ => Err(err("unknown_method")),
@@ -580,6 +582,73 @@ fn conversations_info(shared: &Shared, params: &Params) -> ApiResult {
         channel["name"] = json!(format!("chan-{}", id.to_ascii_lowercase()));
     }
     Ok(obj(json!({ "channel": channel })))
+}
+
+/// `conversations.list`: the known conversations of the requested `types` (default
+/// `public_channel`), sorted by id, paged with `limit` (default 100, max 1000) and an opaque
+/// `cursor`; `next_cursor` is empty on the last page.
+fn conversations_list(shared: &Shared, params: &Params) -> ApiResult {
+    let types = arg(params, "types").unwrap_or_else(|| "public_channel".into());
+    let mut wanted = Vec::new();
+    for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        wanted.push(match t {
+            "public_channel" => "channel",
+            "private_channel" => "group",
+            "im" => "im",
+            "mpim" => "mpim",
+            _ => return Err(err("invalid_types")),
+        });
+    }
+    let exclude_archived = arg(params, "exclude_archived").is_some_and(|v| v == "true" || v == "1");
+    let limit = arg(params, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(100)
+        .min(1000);
+    let start = match arg(params, "cursor") {
+        None => 0,
+        Some(c) => c
+            .strip_prefix("dGVhbTp")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| err("invalid_cursor"))?,
+    };
+    let st = lock(&shared.state);
+    let mut ids: Vec<&String> = st
+        .channels
+        .iter()
+        .filter(|(id, c)| {
+            !st.gone.contains(*id)
+                && wanted.contains(&st.channel_type(id))
+                && !(exclude_archived && c.archived)
+        })
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    let page: Vec<Value> = ids
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|id| {
+            let c = &st.channels[*id];
+            let kind = st.channel_type(id);
+            json!({
+                "id": id, "name": format!("chan-{}", id.to_ascii_lowercase()),
+                "created": 1_700_000_000, "is_channel": kind == "channel",
+                "is_group": kind == "group", "is_im": kind == "im", "is_mpim": kind == "mpim",
+                "is_private": kind != "channel", "is_archived": c.archived, "is_general": false,
+                "is_shared": false, "is_ext_shared": false, "is_org_shared": false,
+                "is_member": c.member, "context_team_id": shared.cfg.team_id,
+            })
+        })
+        .collect();
+    let next = if start + limit < ids.len() {
+        format!("dGVhbTp{}", start + limit)
+    } else {
+        String::new()
+    };
+    Ok(obj(
+        json!({"channels": page, "response_metadata": {"next_cursor": next}}),
+    ))
 }
 
 fn conversations_replies(shared: &Shared, params: &Params) -> ApiResult {

@@ -640,3 +640,46 @@ async fn conversations_info_and_users_info() {
         .await
         .expect_error("user_not_found");
 }
+
+#[tokio::test]
+async fn conversations_list_pages_the_requested_types() {
+    let fake = FakeSlack::start().await;
+    fake.add_channel("C2", true);
+    fake.add_channel("C1", false);
+    fake.add_channel("G1", true);
+    fake.archive_channel("C2");
+    // Default: public channels only, archived included.
+    let r = bot(&fake, "conversations.list", json!({})).await;
+    let ids: Vec<&str> = r.expect_ok()["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["C1", "C2"]);
+    assert_eq!(r.body["channels"][0]["is_member"], false);
+    assert_eq!(r.body["response_metadata"]["next_cursor"], "");
+    let form = format!(
+        "token={}&types=public_channel%2Cprivate_channel&exclude_archived=true&limit=1",
+        fake.bot_token()
+    );
+    let page = call_form(&fake, "conversations.list", &form).await;
+    assert_eq!(page.expect_ok()["channels"][0]["id"], "C1");
+    let cursor = page.body["response_metadata"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!cursor.is_empty());
+    let rest = bot(
+        &fake,
+        "conversations.list",
+        json!({"types": "public_channel,private_channel", "exclude_archived": true, "cursor": cursor}),
+    )
+    .await;
+    assert_eq!(rest.expect_ok()["channels"][0]["id"], "G1");
+    assert_eq!(rest.body["channels"][0]["is_private"], true);
+    assert_eq!(rest.body["response_metadata"]["next_cursor"], "");
+    bot(&fake, "conversations.list", json!({"types": "nonsense"}))
+        .await
+        .expect_error("invalid_types");
+}
