@@ -333,6 +333,13 @@ impl FakeWhatsApp {
         self.message(wa_id, "text", json!({"text": {"body": body}}))
     }
 
+    /// A text message from `wa_id` in a group (Cloud API groups add `group_id`).
+    pub fn group_text_message(&self, wa_id: &str, group_id: &str, body: &str) -> Value {
+        let mut m = self.text_message(wa_id, body);
+        m["group_id"] = json!(group_id);
+        m
+    }
+
     /// A message of `kind` with the type-specific fields in `extra` (merged in).
     pub fn message(&self, wa_id: &str, kind: &str, extra: Value) -> Value {
         let mut m = json!({

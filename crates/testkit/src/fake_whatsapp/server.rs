@@ -225,7 +225,8 @@ fn send_text(shared: &Arc<Shared>, body: &Value) -> (u16, Value) {
     let Some(to) = body["to"].as_str() else {
         return graph_error(131008, Some("The parameter to is required."));
     };
-    let valid_to = {
+    let group = body["recipient_type"] == "group";
+    let valid_to = group && !to.trim().is_empty() || {
         let t = to.strip_prefix('+').unwrap_or(to);
         (7..=15).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
     };
@@ -243,7 +244,7 @@ fn send_text(shared: &Arc<Shared>, body: &Value) -> (u16, Value) {
     }
     let now = shared.now();
     let last = lock(&shared.state).last_inbound.get(&digits(to)).copied();
-    if last.is_none_or(|t| now - t > WINDOW_SECS) {
+    if !group && last.is_none_or(|t| now - t > WINDOW_SECS) {
         return graph_error(131047, None);
     }
     let out = accepted(shared, to);
