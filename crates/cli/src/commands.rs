@@ -507,6 +507,9 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
                         .call("health", json!({}), Duration::from_secs(5))
                         .await
                         .is_ok();
+                    let channels = c
+                        .call("channels.status", json!({}), Duration::from_secs(5))
+                        .await;
                     c.close().await;
                     checks.push(Check {
                         name: "gateway",
@@ -514,6 +517,21 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
                         detail: "reachable, authenticated, health answered".into(),
                         fix: None,
                     });
+                    // Each channel problem the gateway reports (its message carries the fix).
+                    if let Ok(v) = channels {
+                        for issue in v["statusIssues"].as_array().into_iter().flatten() {
+                            checks.push(Check {
+                                name: "channels",
+                                ok: false,
+                                detail: format!(
+                                    "{}: {}",
+                                    issue["channel"].as_str().unwrap_or(""),
+                                    issue["message"].as_str().unwrap_or("")
+                                ),
+                                fix: None,
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     let fix = e.hint(&t);

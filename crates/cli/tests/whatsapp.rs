@@ -283,6 +283,16 @@ async fn i9_graph_errors_by_code_back_off_retry_or_mark_the_channel_unhealthy() 
         "{text}"
     );
     assert!(text.contains("access token was refused"), "{text}");
+    // `clawgate doctor` reports it with the fix.
+    let out = gw.cli(bin()).args(["doctor"]).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("channels     whatsapp: "), "{text}");
+    assert!(
+        text.contains("the WhatsApp access token was refused"),
+        "{text}"
+    );
+    assert!(text.contains("set channels.whatsapp.accessToken"), "{text}");
     assert_eq!(wa.calls_of(Kind::Text).len(), 6);
 }
 
