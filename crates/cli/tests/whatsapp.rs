@@ -523,3 +523,66 @@ fn i9_a_missing_credential_refuses_to_start_naming_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn i9_secrets_are_redacted_in_config_get_and_logs() {
+    let llm = FakeLlm::start().await;
+    let wa = FakeWhatsApp::start().await;
+    let gw = start(&llm, &wa, "");
+    wa.deliver(&wa.envelope_of(&[wa.text_message(USER, "hi")]), T)
+        .await;
+    until_sent(&wa, 1).await;
+    let (mut ws, _) =
+        clawgate_testkit::ws::connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
+    let res = ws.call("config.get", json!({})).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let text = res.to_string();
+    for secret in [wa.token(), wa.app_secret(), wa.verify_token()] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+        let logs =
+            std::fs::read_to_string(gw.home_path().join("logs/gateway.log")).unwrap_or_default();
+        assert!(!logs.contains(secret));
+        assert!(!gw.stderr_text().contains(secret));
+    }
+    assert!(text.contains("__OPENCLAW_REDACTED__"));
+}
+
+#[tokio::test]
+async fn i9_media_get_a_placeholder_and_reactions_and_system_are_recorded_only() {
+    let llm = FakeLlm::start().await;
+    let wa = FakeWhatsApp::start().await;
+    let gw = start(&llm, &wa, "");
+    let first = wa.text_message(USER, "hi");
+    wa.deliver(&wa.envelope_of(std::slice::from_ref(&first)), T)
+        .await;
+    until_sent(&wa, 1).await;
+    let reaction = wa.message(
+        USER,
+        "reaction",
+        json!({"reaction": {"message_id": first["id"], "emoji": "👍"}}),
+    );
+    let system = wa.message(
+        USER,
+        "system",
+        json!({"system": {"body": "User changed number", "type": "user_changed_number"}}),
+    );
+    let image = wa.message(
+        USER,
+        "image",
+        json!({"image": {"id": "1479537139650973", "mime_type": "image/jpeg", "sha256": "x", "caption": "my receipt"}}),
+    );
+    wa.deliver(&wa.envelope_of(&[reaction, system, image]), T)
+        .await;
+    until_sent(&wa, 2).await;
+    let s = until_status(&gw, "the batch to settle", |s| {
+        s["inbound"]["done"] == 2 && s["inbound"]["ignored"] == 2
+    })
+    .await;
+    assert_eq!(s["inbound"]["pending"], 0, "{s}");
+    assert_eq!(llm.request_count(), 2);
+    let req = llm.requests().pop().unwrap().body.to_string();
+    assert!(
+        req.contains("an image with the caption: my receipt"),
+        "{req}"
+    );
+}

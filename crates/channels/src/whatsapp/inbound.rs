@@ -187,6 +187,37 @@ mod tests {
     }
 
     #[test]
+    fn session_keys_in_openclaws_formats() {
+        use crate::session_key::session_key;
+        use clawgate_config::DmScope;
+        let s = stored(
+            json!({"from": "16505551234", "id": "wamid.A", "timestamp": "1", "type": "text", "text": {"body": "Hi"}}),
+        );
+        let m = to_inbound(&s, "default").unwrap();
+        assert_eq!(session_key(DmScope::Main, &m), "agent:main:main");
+        assert_eq!(
+            session_key(DmScope::PerPeer, &m),
+            "agent:main:direct:+16505551234"
+        );
+        assert_eq!(
+            session_key(DmScope::PerChannelPeer, &m),
+            "agent:main:whatsapp:direct:+16505551234"
+        );
+        assert_eq!(
+            session_key(DmScope::PerAccountChannelPeer, &m),
+            "agent:main:whatsapp:default:direct:+16505551234"
+        );
+        let g = stored(
+            json!({"from": "16505551234", "group_id": "Y2FwaV9ncm91cDox", "id": "wamid.G", "timestamp": "1", "type": "text", "text": {"body": "x"}}),
+        );
+        let m = to_inbound(&g, "default").unwrap();
+        assert_eq!(
+            session_key(DmScope::Main, &m),
+            "agent:main:whatsapp:group:y2fwav9ncm91cdox"
+        );
+    }
+
+    #[test]
     fn groups_need_a_mention_of_the_number() {
         let g = stored(
             json!({"from": "16505551234", "group_id": "Y2FwaV9ncm91cDox", "id": "wamid.G", "timestamp": "1", "type": "text", "text": {"body": "hello all"}}),
