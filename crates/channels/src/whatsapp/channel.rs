@@ -222,7 +222,10 @@ impl WhatsApp {
         let graph = self.graph.clone();
         tokio::spawn(async move {
             if let Err(e) = graph.mark_read(&last.wamid, true).await {
-                debug!(channel = CHANNEL, "mark-read/typing failed (ignored): {e}");
+                info!(
+                    channel = CHANNEL,
+                    "mark-read/typing failed (ignored; the reply is not affected): {e}"
+                );
             }
         });
     }
