@@ -14,6 +14,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
+
+// The tests run on a multi-threaded runtime: the CLI calls block their thread while the fake
+// Graph API and the fake Meta sender (on the same runtime) keep answering the gateway.
 const USER: &str = "16505551234";
 const LLM_TEXT: &str = "Hello from the fake LLM!";
 
@@ -90,7 +93,7 @@ fn random_challenge() -> String {
     (u64::from_le_bytes(b) % 10_000_000_000).to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_verification_get_answers_the_challenge_only_for_the_right_token() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -109,7 +112,7 @@ async fn i9_verification_get_answers_the_challenge_only_for_the_right_token() {
     assert_eq!(status_all(&gw)["channelOrder"], json!(["whatsapp"]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_bad_signature_is_401_and_never_reaches_the_agent() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -133,7 +136,7 @@ async fn i9_bad_signature_is_401_and_never_reaches_the_agent() {
     assert_eq!(llm.request_count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_emoji_message_verifies_and_reaches_the_agent_intact() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -152,7 +155,7 @@ async fn i9_emoji_message_verifies_and_reaches_the_agent_intact() {
     assert!(req.body.to_string().contains("Hi 😮 café"), "{}", req.body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_duplicates_and_batches_give_one_reply_per_wamid() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -199,7 +202,7 @@ async fn i9_duplicates_and_batches_give_one_reply_per_wamid() {
     assert_eq!(llm.request_count(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_reply_outside_the_window_fails_clearly_after_exactly_one_graph_call() {
     let llm = FakeLlm::start().await;
     llm.push(Step::Text {
@@ -225,7 +228,7 @@ async fn i9_reply_outside_the_window_fails_clearly_after_exactly_one_graph_call(
     assert!(wa.sent_messages().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_a_reply_the_gateway_knows_is_outside_the_window_makes_no_call() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -241,7 +244,7 @@ async fn i9_a_reply_the_gateway_knows_is_outside_the_window_makes_no_call() {
     assert!(wa.calls_of(Kind::Text).is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_graph_errors_by_code_back_off_retry_or_mark_the_channel_unhealthy() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -296,7 +299,7 @@ async fn i9_graph_errors_by_code_back_off_retry_or_mark_the_channel_unhealthy() 
     assert_eq!(wa.calls_of(Kind::Text).len(), 6);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_status_webhooks_update_the_outbox_and_failures_show_in_status() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -332,7 +335,7 @@ async fn i9_status_webhooks_update_the_outbox_and_failures_show_in_status() {
     assert_eq!(s["outbox"]["sent"], 1, "{s}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_mark_read_and_typing_never_delay_the_reply() {
     let llm = FakeLlm::start().await;
     llm.push(Step::Text {
@@ -357,7 +360,7 @@ async fn i9_mark_read_and_typing_never_delay_the_reply() {
     assert_eq!(typing[0].body["typing_indicator"]["type"], "text");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_without_read_receipts_no_mark_read_call() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -369,7 +372,7 @@ async fn i9_without_read_receipts_no_mark_read_call() {
     assert!(wa.calls_of(Kind::Read).is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_through_nginx_to_127_0_0_1() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -405,7 +408,7 @@ async fn i9_through_nginx_to_127_0_0_1() {
     assert_eq!(llm.request_count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_unknown_sender_gets_the_whatsapp_id_line() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -432,7 +435,6 @@ async fn i9_unknown_sender_gets_the_whatsapp_id_line() {
     assert_eq!(llm.request_count(), 0);
 }
 
-// Multi-threaded: the CLI blocks this thread while the fake Graph API answers the gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_message_send_and_channels_status() {
     let llm = FakeLlm::start().await;
@@ -524,7 +526,7 @@ fn i9_a_missing_credential_refuses_to_start_naming_it() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_secrets_are_redacted_in_config_get_and_logs() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;
@@ -547,7 +549,7 @@ async fn i9_secrets_are_redacted_in_config_get_and_logs() {
     assert!(text.contains("__OPENCLAW_REDACTED__"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_media_get_a_placeholder_and_reactions_and_system_are_recorded_only() {
     let llm = FakeLlm::start().await;
     let wa = FakeWhatsApp::start().await;

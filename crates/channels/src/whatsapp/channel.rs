@@ -156,6 +156,19 @@ impl WhatsApp {
             .error
             .as_ref()
             .map(|(code, text)| format!("Graph error {code}: {text}"));
+        // Shown in the status before the outbox row changes, so whoever sees the failed row
+        // also sees why.
+        if r.status == "failed" {
+            let to = inbound::sender_e164(&r.recipient);
+            let why = error.clone().unwrap_or_else(|| "no reason given".into());
+            warn!(channel = CHANNEL, to = %to, "WhatsApp could not deliver a message: {why}");
+            if matches!(r.error, Some((190, _)) | Some((0, _))) {
+                self.unhealthy(&why);
+            } else {
+                self.status
+                    .update(|s| s.last_error = Some(format!("delivery to {to} failed: {why}")));
+            }
+        }
         let deadline = Instant::now() + STATUS_WAIT;
         loop {
             match self
@@ -171,21 +184,17 @@ impl WhatsApp {
                     debug!(channel = CHANNEL, id = %r.id, "status report for a message this gateway did not send");
                     break;
                 }
+                Err(e) if Instant::now() < deadline => {
+                    debug!(
+                        channel = CHANNEL,
+                        "cannot record a delivery report yet (retrying): {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 Err(e) => {
                     warn!(channel = CHANNEL, "cannot record a delivery report: {e}");
                     break;
                 }
-            }
-        }
-        if r.status == "failed" {
-            let to = inbound::sender_e164(&r.recipient);
-            let why = error.unwrap_or_else(|| "no reason given".into());
-            warn!(channel = CHANNEL, to = %to, "WhatsApp could not deliver a message: {why}");
-            if matches!(r.error, Some((190, _)) | Some((0, _))) {
-                self.unhealthy(&why);
-            } else {
-                self.status
-                    .update(|s| s.last_error = Some(format!("delivery to {to} failed: {why}")));
             }
         }
     }
