@@ -10,6 +10,7 @@ pub mod session_key;
 pub mod slack;
 pub mod status;
 pub mod telegram;
+pub mod whatsapp;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,7 @@ pub use plugin::{
 pub use status::{ChannelStatus, StatusCell};
 
 /// Every platform, one line each. Adding a channel is a directory plus a line here.
-static REGISTRY: &[&dyn ChannelPlugin] = &[&telegram::Plugin, &slack::Plugin];
+static REGISTRY: &[&dyn ChannelPlugin] = &[&telegram::Plugin, &slack::Plugin, &whatsapp::Plugin];
 
 /// The channel plugins, in the order `channels.status` lists them.
 pub fn registry() -> &'static [&'static dyn ChannelPlugin] {

@@ -28,6 +28,17 @@ pub trait Host: Send + Sync {
     ) -> BoxFuture<'_, Result<usize, String>>;
     /// Reads a state key (e.g. a poll offset).
     fn get_state(&self, key: String) -> BoxFuture<'_, Result<Option<String>, String>>;
+    /// Records a delivery report the platform sent for one of our outbound messages, found
+    /// by the platform's message id (`sent` / `delivered` / `read` / `failed`, with the
+    /// error for `failed`). `Ok(false)`: no outbox row has that id (yet).
+    fn delivery_status(
+        &self,
+        _platform_message_id: String,
+        _status: String,
+        _error: Option<String>,
+    ) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// A platform in the registry: parses its config section and builds the running channel.
@@ -175,6 +186,9 @@ impl Rejected {
 pub enum WebhookEvent {
     /// Store durably under the platform's event id, then acknowledge.
     Store { key: String, payload: Value },
+    /// Store several events of one delivery (a batch), each under its own event id, in one
+    /// transaction, then acknowledge.
+    StoreMany(Vec<(String, Value)>),
     /// Answer at once with this JSON (a handshake such as Slack's `url_verification`).
     Respond(Value),
     /// Acknowledge and drop (an event type the channel does not handle).
@@ -203,6 +217,12 @@ pub trait Webhook: Send + Sync {
     }
     /// Parses a verified body. A failure is a 400.
     fn parse(&self, headers: &HeaderMap, body: &[u8]) -> Result<WebhookEvent, Rejected>;
+    /// A `GET` on the route (a subscription handshake such as Meta's `hub.challenge`), given
+    /// the raw query string: `None` when the platform has none (405), `Some(Ok(body))` →
+    /// 200 with that `text/plain` body, `Some(Err)` → 403 (counted like a failed login).
+    fn verify_get(&self, _query: &str) -> Option<Result<String, Rejected>> {
+        None
+    }
 }
 
 /// A running channel: small capabilities, each optional where the platform may lack it.

@@ -625,3 +625,123 @@ impl ChannelFixture for SlackFixture {
 
 contract!(SlackFixture, slack);
 contract!(SlackFixture, slack_http, Mode::Webhook);
+
+// ---- WhatsApp (Cloud API): Meta posts signed webhooks to the gateway's own port; replies go
+// through the Graph `messages` endpoint. The channel has no other ingress, so both modes are
+// the webhook ----
+
+const WA_GROUP: &str = "Y2FwaV9ncm91cDoxNjUwNTU1MDAwMA==";
+
+struct WhatsAppFixture {
+    wa: clawgate_testkit::FakeWhatsApp,
+}
+
+impl WhatsAppFixture {
+    /// Delivers like Meta (retrying until a 2xx) and checks the gateway accepted it.
+    async fn deliver(&self, payload: &Value) {
+        let attempts = self.wa.deliver(payload, T).await;
+        let last = attempts.last().expect("one attempt");
+        assert_eq!(last.status, 200, "{}", last.response);
+    }
+}
+
+impl ChannelFixture for WhatsAppFixture {
+    const NAME: &'static str = "whatsapp";
+
+    async fn start(_mode: Mode) -> Self {
+        WhatsAppFixture {
+            wa: clawgate_testkit::FakeWhatsApp::start().await,
+        }
+    }
+
+    fn section(&self, allow: &[&str]) -> String {
+        let allow: Vec<String> = allow.iter().map(|a| format!("\"+{a}\"")).collect();
+        format!(
+            "  whatsapp:\n    phoneNumberId: \"{}\"\n    accessToken: \"{}\"\n    appSecret: \"{}\"\n    verifyToken: \"{}\"\n    graphBaseUrl: {}\n    allowFrom: [{}]\n    groups:\n      \"{WA_GROUP}\": {{}}\n",
+            self.wa.phone_number_id(),
+            self.wa.token(),
+            self.wa.app_secret(),
+            self.wa.verify_token(),
+            self.wa.graph_base_url(),
+            allow.join(", ")
+        )
+    }
+
+    /// A `wa_id`: digits, no `+`.
+    fn sender(&self, n: u32) -> String {
+        format!("1650555{:04}", 1230 + n)
+    }
+
+    fn attach(&mut self, gateway_port: u16) {
+        self.wa.set_webhook_url(Some(&format!(
+            "http://127.0.0.1:{gateway_port}/whatsapp/webhook"
+        )));
+    }
+
+    async fn dm(&self, sender: &str, text: &str) -> Value {
+        let payload = self.wa.envelope_of(&[self.wa.text_message(sender, text)]);
+        self.deliver(&payload).await;
+        payload
+    }
+
+    async fn redeliver(&self, event: &Value) {
+        self.deliver(event).await;
+    }
+
+    async fn group_message(&self, sender: &str, text: &str, mention: bool) {
+        let text = if mention {
+            format!("@{} {text}", self.wa.display_number())
+        } else {
+            text.to_string()
+        };
+        let m = self.wa.group_text_message(sender, WA_GROUP, &text);
+        self.deliver(&self.wa.envelope_of(&[m])).await;
+    }
+
+    async fn forge(&self, event: &Value) -> Vec<u16> {
+        use clawgate_testkit::fake_whatsapp::Tamper;
+        // A new message (a new wamid), so an accepted forgery would show as a stored message.
+        let from = event["entry"][0]["changes"][0]["value"]["messages"][0]["from"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let forged = self
+            .wa
+            .envelope_of(&[self.wa.text_message(&from, "forged 😮")]);
+        let mut out = Vec::new();
+        for t in [
+            Tamper::WrongSecret,
+            Tamper::MissingSignature,
+            Tamper::AlteredBody,
+            Tamper::ReserialisedUtf8,
+        ] {
+            out.push(self.wa.post_tampered(&forged, t).await.status);
+        }
+        out
+    }
+
+    /// Meta sends no retry hint: 130429 (throughput) is backed off by the gateway itself.
+    fn rate_limit_next_send(&self, _secs: u64) {
+        use clawgate_testkit::fake_whatsapp::{Fault as WaFault, Kind};
+        self.wa.fail_next(Kind::Text, WaFault::Code(130429));
+    }
+
+    fn replies(&self) -> Vec<(String, String)> {
+        self.wa
+            .sent_messages()
+            .into_iter()
+            .map(|m| (m.to, m.text))
+            .collect()
+    }
+
+    fn send_attempts(&self) -> Vec<(u16, Instant)> {
+        use clawgate_testkit::fake_whatsapp::Kind;
+        self.wa
+            .calls_of(Kind::Text)
+            .into_iter()
+            .map(|c| (c.status, c.at))
+            .collect()
+    }
+}
+
+contract!(WhatsAppFixture, whatsapp, Mode::Webhook);

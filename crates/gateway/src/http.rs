@@ -226,7 +226,11 @@ async fn webhook_gate(State(st): State<AppState>, index: usize, req: Request) ->
         return not_found().await;
     };
     let name = rc.ch.name();
-    if req.method() != Method::POST {
+    // A GET is the platform's subscription handshake, where it has one.
+    let handshake = (req.method() == Method::GET)
+        .then(|| hook.verify_get(req.uri().query().unwrap_or("")))
+        .flatten();
+    if req.method() != Method::POST && handshake.is_none() {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -243,6 +247,28 @@ async fn webhook_gate(State(st): State<AppState>, index: usize, req: Request) ->
     let client_ip = Peer::from_parts(&st.gw, addr, req.headers()).client_ip;
     if let Err(retry) = st.gw.limiter.check(client_ip) {
         return too_many_attempts(retry);
+    }
+    if let Some(answer) = handshake {
+        // The platform's subscription handshake (e.g. Meta's `hub.challenge`).
+        return match answer {
+            Ok(body) => {
+                st.gw.limiter.record_success(client_ip);
+                let mut resp = (StatusCode::OK, body).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp
+            }
+            Err(r) => {
+                if st.gw.limiter.record_failure(client_ip).is_some() {
+                    warn!(client = %client_ip, channel = name, "webhook: repeated failed verification GETs; client locked out");
+                }
+                error(StatusCode::FORBIDDEN, r.code, &r.message)
+            }
+        };
     }
     let refused = |r: clawgate_channels::Rejected| {
         // One line per lockout, not per attempt: a flood of bad secrets must not flood the log.
@@ -297,12 +323,13 @@ async fn webhook_gate(State(st): State<AppState>, index: usize, req: Request) ->
         Ok(e) => e,
         Err(r) => return error(StatusCode::BAD_REQUEST, r.code, &r.message),
     };
-    let (key, payload) = match event {
-        clawgate_channels::WebhookEvent::Store { key, payload } => (key, payload),
+    let items = match event {
+        clawgate_channels::WebhookEvent::Store { key, payload } => vec![(key, payload)],
+        clawgate_channels::WebhookEvent::StoreMany(items) => items,
         clawgate_channels::WebhookEvent::Respond(v) => return json_ok(StatusCode::OK, v),
         clawgate_channels::WebhookEvent::Ignore => return StatusCode::OK.into_response(),
     };
-    match rc.host.ingest(vec![(key, payload)], None).await {
+    match rc.host.ingest(items, None).await {
         Ok(_) => {
             rc.ch.status().polled();
             let mut resp = StatusCode::OK.into_response();

@@ -215,6 +215,68 @@ impl Store {
         Ok(())
     }
 
+    /// Records the platform's delivery report for the chunk it knows as `platform_message_id`
+    /// (`sent` < `delivered` < `read`; reports may arrive out of order, so a report never
+    /// moves a row back). `failed` also marks the row failed with `error`. Returns whether
+    /// such a row exists.
+    pub fn record_outbox_delivery(
+        &self,
+        channel: &str,
+        platform_message_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let rank = |s: &str| match s {
+            "sent" => 1,
+            "delivered" => 2,
+            "read" => 3,
+            "failed" => 9,
+            _ => 0,
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<Option<String>> = tx
+            .prepare_cached(
+                "SELECT delivery_status FROM channel_outbox \
+                 WHERE channel = ?1 AND platform_message_id = ?2",
+            )?
+            .query_row(params![channel, platform_message_id], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        if rank(status) > rank(current.as_deref().unwrap_or("")) {
+            if status == "failed" {
+                tx.prepare_cached(
+                    "UPDATE channel_outbox SET delivery_status = 'failed', status = 'failed', \
+                     last_error = ?3 WHERE channel = ?1 AND platform_message_id = ?2",
+                )?
+                .execute(params![channel, platform_message_id, error])?;
+            } else {
+                tx.prepare_cached(
+                    "UPDATE channel_outbox SET delivery_status = ?3 \
+                     WHERE channel = ?1 AND platform_message_id = ?2",
+                )?
+                .execute(params![channel, platform_message_id, status])?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The delivery report recorded for a chunk (`None` before any).
+    pub fn outbox_delivery_status(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let v = self
+            .conn()
+            .query_row(
+                "SELECT delivery_status FROM channel_outbox WHERE id = ?1",
+                [id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?;
+        Ok(v.flatten())
+    }
+
     pub fn get_outbox(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
         let sql = format!("SELECT {OUTBOX_COLS} FROM channel_outbox WHERE id = ?1");
         let conn = self.conn();

@@ -298,3 +298,43 @@ fn release_outbox_leases_makes_interrupted_sends_due_now() {
     assert!(due.contains(&sending), "{due:?}");
     assert_eq!(s.release_outbox_leases(TG, 200).unwrap(), 0);
 }
+
+#[test]
+fn delivery_reports_update_the_row_by_platform_id_in_order() {
+    let s = store();
+    let id = queue(&s, "k-delivery", 1_000);
+    assert!(s.claim_outbox(id, 2_000).unwrap());
+    s.mark_outbox_sent(id, Some("wamid.A"), 1_500).unwrap();
+    // Unknown ids and other channels find nothing.
+    assert!(!s
+        .record_outbox_delivery("whatsapp", "wamid.B", "read", None)
+        .unwrap());
+    assert!(!s
+        .record_outbox_delivery("slack", "wamid.A", "read", None)
+        .unwrap());
+    assert!(s
+        .record_outbox_delivery("telegram", "wamid.A", "delivered", None)
+        .unwrap());
+    assert_eq!(
+        s.outbox_delivery_status(id).unwrap().as_deref(),
+        Some("delivered")
+    );
+    // A late `sent` never moves it back.
+    s.record_outbox_delivery("telegram", "wamid.A", "sent", None)
+        .unwrap();
+    assert_eq!(
+        s.outbox_delivery_status(id).unwrap().as_deref(),
+        Some("delivered")
+    );
+    s.record_outbox_delivery(
+        "telegram",
+        "wamid.A",
+        "failed",
+        Some("131026: undeliverable"),
+    )
+    .unwrap();
+    let row = s.get_outbox(id).unwrap().unwrap();
+    assert_eq!(row.status, "failed");
+    assert_eq!(row.last_error.as_deref(), Some("131026: undeliverable"));
+    assert_eq!(s.outbox_counts("telegram").unwrap(), (0, 0, 1));
+}

@@ -213,6 +213,13 @@ CREATE TABLE device_pair_requests (
 );
 CREATE INDEX device_pair_requests_by_ts ON device_pair_requests (ts);
 "#,
+    // 4: delivery reports for outbound messages (e.g. WhatsApp status webhooks: sent,
+    // delivered, read, failed), found by the platform's message id.
+    r#"
+ALTER TABLE channel_outbox ADD COLUMN delivery_status TEXT;
+CREATE INDEX channel_outbox_by_platform_id ON channel_outbox (channel, platform_message_id)
+    WHERE platform_message_id IS NOT NULL;
+"#,
 ];
 
 /// Applies every pending migration, each in its own transaction; returns how many ran.

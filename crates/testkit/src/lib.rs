@@ -4,6 +4,7 @@
 pub mod fake_llm;
 pub mod fake_slack;
 pub mod fake_telegram;
+pub mod fake_whatsapp;
 pub mod gateway;
 pub mod nginx;
 mod resettable;
@@ -12,6 +13,7 @@ pub mod ws;
 pub use fake_llm::FakeLlm;
 pub use fake_slack::FakeSlack;
 pub use fake_telegram::FakeTelegram;
+pub use fake_whatsapp::FakeWhatsApp;
 pub use gateway::GatewayProcess;
 pub use ws::RawWs;
 

@@ -69,6 +69,28 @@ impl Host for ChannelHost {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn delivery_status(
+        &self,
+        platform_message_id: String,
+        status: String,
+        error: Option<String>,
+    ) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async move {
+            let channel = self.name;
+            self.store
+                .call(move |s| {
+                    s.record_outbox_delivery(
+                        channel,
+                        &platform_message_id,
+                        &status,
+                        error.as_deref(),
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// A running channel and its host.
