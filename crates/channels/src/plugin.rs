@@ -28,6 +28,8 @@ pub trait Host: Send + Sync {
     ) -> BoxFuture<'_, Result<usize, String>>;
     /// Reads a state key (e.g. a poll offset).
     fn get_state(&self, key: String) -> BoxFuture<'_, Result<Option<String>, String>>;
+    /// Writes a state key (the channel's own keys start with its name).
+    fn set_state(&self, key: String, value: String) -> BoxFuture<'_, Result<(), String>>;
     /// Records a delivery report the platform sent for one of our outbound messages, found
     /// by the platform's message id (`sent` / `delivered` / `read` / `failed`, with the
     /// error for `failed`). `Ok(false)`: no outbox row has that id (yet).

@@ -516,13 +516,20 @@ fn slack_plugin_home() -> tempfile::TempDir {
     let src = READY.get_or_init(|| {
         let home = cache_dir().join("slack-home");
         let installed = home.join(".openclaw/npm/projects");
-        let has_plugin = std::fs::read_dir(&installed)
-            .map(|d| {
-                d.flatten()
-                    .any(|p| p.path().join("node_modules/@openclaw/slack").exists())
-            })
-            .unwrap_or(false);
+        // The plugin links to the OpenClaw install by absolute path: a cache that was moved
+        // or copied needs a fresh install.
+        let marker = home.join("installed-for");
+        let for_here = cache_dir().display().to_string();
+        let same_place = std::fs::read_to_string(&marker).is_ok_and(|m| m == for_here);
+        let has_plugin = same_place
+            && std::fs::read_dir(&installed)
+                .map(|d| {
+                    d.flatten()
+                        .any(|p| p.path().join("node_modules/@openclaw/slack").exists())
+                })
+                .unwrap_or(false);
         if !has_plugin {
+            let _ = std::fs::remove_dir_all(&home);
             std::fs::create_dir_all(&home).unwrap();
             let r = openclaw(
                 &["plugins", "install", "@openclaw/slack@2026.9.6"],
@@ -530,6 +537,7 @@ fn slack_plugin_home() -> tempfile::TempDir {
                 &home,
             );
             assert_ok("plugins install @openclaw/slack", &r);
+            std::fs::write(&marker, &for_here).unwrap();
         }
         home
     });

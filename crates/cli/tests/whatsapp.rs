@@ -244,6 +244,49 @@ async fn i9_a_reply_the_gateway_knows_is_outside_the_window_makes_no_call() {
     assert!(wa.calls_of(Kind::Text).is_empty());
 }
 
+/// The window outlives a restart: the newest inbound time of each chat is kept in the state
+/// database, so after a restart a send to a chat known to be outside the window still makes no
+/// Graph call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i9_the_window_is_still_known_after_a_restart() {
+    let llm = FakeLlm::start().await;
+    let wa = FakeWhatsApp::start().await;
+    let gw = start(&llm, &wa, "");
+    let mut m = wa.text_message(USER, "are you there?");
+    m["timestamp"] = json!((wa.now() - WINDOW_SECS - 3600).to_string());
+    wa.deliver(&wa.envelope_of(&[m]), T).await;
+    until_status(&gw, "the reply to fail", |s| s["outbox"]["failed"] == 1).await;
+    let home = gw.stop();
+    let extra = format!("    allowFrom: [\"+{USER}\"]\n");
+    let gw = GatewayProcess::start_in(
+        bin(),
+        home,
+        Options {
+            config: Some(config(&llm, &wa, &extra)),
+            ..Options::default()
+        },
+    );
+    let out = gw
+        .cli(bin())
+        .args([
+            "message",
+            "send",
+            "--channel",
+            "whatsapp",
+            "--to",
+            "+16505551234",
+            "--text",
+            "still there?",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("24-hour customer-service window"), "{err}");
+    let calls = wa.calls_of(Kind::Text);
+    assert!(calls.is_empty(), "{calls:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i9_graph_errors_by_code_back_off_retry_or_mark_the_channel_unhealthy() {
     let llm = FakeLlm::start().await;

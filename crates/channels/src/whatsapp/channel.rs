@@ -71,15 +71,28 @@ pub struct WhatsApp {
     graph: Arc<Graph>,
     status: StatusCell,
     host: Arc<dyn Host>,
-    last_inbound: Mutex<HashMap<String, LastInbound>>,
+    /// Newest inbound message per chat; also kept in the store's state (see
+    /// [`last_inbound_key`]) so the window survives a restart.
+    last_inbound: Arc<Mutex<HashMap<String, LastInbound>>>,
     /// chat → (when, message id) of the last mark-read/typing call.
     typing: Mutex<HashMap<String, (Instant, String)>>,
-    reports: mpsc::UnboundedSender<StatusReport>,
-    reports_rx: Mutex<Option<mpsc::UnboundedReceiver<StatusReport>>>,
+    reports: mpsc::Sender<StatusReport>,
+    reports_rx: Mutex<Option<mpsc::Receiver<StatusReport>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Status reports waiting to be applied; beyond this they are dropped with a warning (a report
+/// only refines a row's delivery status).
+const MAX_QUEUED_REPORTS: usize = 1024;
+/// Reports being applied at once (each may wait up to [`STATUS_WAIT`] for its row).
+const MAX_APPLYING_REPORTS: usize = 64;
+
+/// The state key holding a chat's newest inbound time (Unix seconds).
+fn last_inbound_key(chat: &str) -> String {
+    format!("{CHANNEL}:default:last_inbound:{}", chat_key(chat))
 }
 
 /// `16505551234` and `+16505551234` are the same chat for the window.
@@ -104,13 +117,13 @@ impl WhatsApp {
             &cfg.phone_number_id,
             token,
         )?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MAX_QUEUED_REPORTS);
         Ok(WhatsApp {
             cfg,
             graph: Arc::new(graph),
             status: StatusCell::default(),
             host,
-            last_inbound: Mutex::new(HashMap::new()),
+            last_inbound: Arc::default(),
             typing: Mutex::new(HashMap::new()),
             reports: tx,
             reports_rx: Mutex::new(Some(rx)),
@@ -126,14 +139,58 @@ impl WhatsApp {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let mut map = lock(&self.last_inbound);
-        let e = map.entry(chat_key(&chat)).or_insert(LastInbound {
-            at,
-            wamid: wamid.clone(),
-        });
-        if at >= e.at {
-            *e = LastInbound { at, wamid };
+        let key = chat_key(&chat);
+        {
+            let mut map = lock(&self.last_inbound);
+            match map.get(&key) {
+                Some(e) if e.at > at => return,
+                Some(e) if e.at == at && e.wamid == wamid => return,
+                _ => {}
+            }
+            map.insert(key.clone(), LastInbound { at, wamid });
         }
+        // Persisted in the background; the task writes whatever is newest when it runs, so
+        // writes that overtake each other still leave the newest time.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (host, map) = (self.host.clone(), self.last_inbound.clone());
+        rt.spawn(async move {
+            let Some(newest) = lock(&map).get(&key).map(|l| l.at) else {
+                return;
+            };
+            if let Err(e) = host
+                .set_state(last_inbound_key(&key), newest.to_string())
+                .await
+            {
+                warn!(
+                    channel = CHANNEL,
+                    "cannot record the last inbound time (the 24-hour window is still checked by Meta): {e}"
+                );
+            }
+        });
+    }
+
+    /// The chat's newest inbound time: remembered, or read back from the store after a
+    /// restart.
+    async fn last_inbound_at(&self, chat: &str) -> Option<i64> {
+        let key = chat_key(chat);
+        if let Some(l) = lock(&self.last_inbound).get(&key) {
+            return Some(l.at);
+        }
+        let stored = match self.host.get_state(last_inbound_key(&key)).await {
+            Ok(v) => v?.parse::<i64>().ok()?,
+            Err(e) => {
+                warn!(channel = CHANNEL, "cannot read the last inbound time: {e}");
+                return None;
+            }
+        };
+        let mut map = lock(&self.last_inbound);
+        let e = map.entry(key).or_insert(LastInbound {
+            at: stored,
+            wamid: String::new(),
+        });
+        Some(e.at)
     }
 
     /// Applies status reports to the outbox until the gateway stops.
@@ -145,9 +202,16 @@ impl WhatsApp {
         let Some(mut rx) = lock(&self.reports_rx).take() else {
             return;
         };
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_APPLYING_REPORTS));
         while let Some(r) = rx.recv().await {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let me = self.clone();
-            tokio::spawn(async move { me.apply(r).await });
+            tokio::spawn(async move {
+                me.apply(r).await;
+                drop(permit);
+            });
         }
     }
 
@@ -283,7 +347,12 @@ impl Webhook for WhatsApp {
             }
         }
         for r in batch.statuses {
-            let _ = self.reports.send(r);
+            if self.reports.try_send(r).is_err() {
+                warn!(
+                    channel = CHANNEL,
+                    "too many delivery reports waiting; one was dropped"
+                );
+            }
         }
         for (_, stored) in &batch.messages {
             self.note_inbound(stored);
@@ -318,9 +387,7 @@ impl Egress for WhatsApp {
         Box::pin(async move {
             let individual = is_individual(c.chat_id);
             if individual {
-                let last = lock(&self.last_inbound)
-                    .get(&chat_key(c.chat_id))
-                    .map(|l| l.at);
+                let last = self.last_inbound_at(c.chat_id).await;
                 let now = now_ms() / 1000;
                 if let Some(at) = last.filter(|at| now - at > WINDOW_SECS) {
                     let hours = (now - at) / 3600;

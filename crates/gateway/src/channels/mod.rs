@@ -70,6 +70,15 @@ impl Host for ChannelHost {
         })
     }
 
+    fn set_state(&self, key: String, value: String) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.store
+                .call(move |s| s.set_state(&key, &value))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn delivery_status(
         &self,
         platform_message_id: String,
