@@ -369,7 +369,7 @@ async fn chat_bench(bin: &Path, turns: usize, concurrent: usize) -> Result<()> {
     );
     // Many sessions streaming at once (the fake streams 40 words, 50 ms apart).
     let mut tasks = Vec::new();
-    // Connect first (the gateway admits 32 handshakes per address at once), then start
+    // Connect first (the gateway admits at most 256 handshakes at once), then start
     // every stream at the same moment.
     let mut sockets = Vec::with_capacity(concurrent);
     for _ in 0..concurrent {

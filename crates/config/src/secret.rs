@@ -256,7 +256,7 @@ mod tests {
                 assess(&hex)
             );
         }
-        for _ in 0..20 {
+        for _ in 0..200 {
             let t = crate::paths::generate_token().unwrap();
             assert!(Secret::new(t).is_strong());
         }
