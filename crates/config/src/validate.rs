@@ -2,7 +2,7 @@
 //! values each become one `config.yaml:LINE:COL: key: what is wrong` line.
 
 use crate::yaml::{self, Node, Pos, Value};
-use crate::{AuthMode, Config, RateLimit, Secret};
+use crate::{AuthMode, Config, DmPolicy, GroupConfig, RateLimit, Secret};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -173,6 +173,38 @@ impl Ctx<'_> {
             .join(", ");
         self.err(node.pos, key, format!("`{v}` is not one of {list}{hint}"));
         None
+    }
+
+    /// A channel's `dmPolicy`: `pairing` | `allowlist` | `open` | `disabled`.
+    pub fn dm_policy(&mut self, node: &Node, key: &str) -> Option<DmPolicy> {
+        let s = self.one_of(node, key, &["pairing", "allowlist", "open", "disabled"])?;
+        Some(match s.as_str() {
+            "allowlist" => DmPolicy::Allowlist,
+            "open" => DmPolicy::Open,
+            "disabled" => DmPolicy::Disabled,
+            _ => DmPolicy::Pairing,
+        })
+    }
+
+    /// One group/channel entry of a channel section, `{ requireMention, enabled }` (both
+    /// default to true; a null entry is all defaults).
+    pub fn group_config(&mut self, node: &Node, key: &str) -> GroupConfig {
+        let mut g = GroupConfig {
+            require_mention: true,
+            enabled: true,
+        };
+        if let Some(entries) = self.mapping(node, key, &["requireMention", "enabled"]) {
+            for (k, _, v) in entries {
+                let full = format!("{key}.{k}");
+                if let Some(b) = self.boolean(v, &full) {
+                    match k.as_str() {
+                        "requireMention" => g.require_mention = b,
+                        _ => g.enabled = b,
+                    }
+                }
+            }
+        }
+        g
     }
 
     pub fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {

@@ -96,19 +96,6 @@ impl FromStr for ReplyToMode {
     }
 }
 
-/// Parses a `dmPolicy` value (`pairing` | `allowlist` | `open` | `disabled`).
-pub fn parse_dm_policy(s: &str) -> Result<DmPolicy, String> {
-    one_of(
-        s,
-        &[
-            ("pairing", DmPolicy::Pairing),
-            ("allowlist", DmPolicy::Allowlist),
-            ("open", DmPolicy::Open),
-            ("disabled", DmPolicy::Disabled),
-        ],
-    )
-}
-
 /// `channels.slack`.
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
@@ -498,8 +485,6 @@ mod tests {
         assert_eq!("all".parse::<ReplyToMode>(), Ok(ReplyToMode::All));
         assert_eq!("first".parse::<ReplyToMode>(), Ok(ReplyToMode::First));
         assert!("All".parse::<ReplyToMode>().is_err());
-        assert_eq!(parse_dm_policy("allowlist"), Ok(DmPolicy::Allowlist));
-        assert!(parse_dm_policy("closed").is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `channels.slack` from the positioned YAML node: keys and types here, the semantic checks
 //! in [`SlackConfig::check`], every problem reported as `config.yaml:LINE:COL: channels.slack.key`.
 
-use super::config::{parse_dm_policy, SlackConfig, KEY_PREFIX};
+use super::config::{SlackConfig, KEY_PREFIX};
 use clawgate_config::yaml::{Node, Pos, Value};
-use clawgate_config::{join, ChannelConfigParser, ChannelSection, Ctx, GroupConfig, Secret};
+use clawgate_config::{join, ChannelConfigParser, ChannelSection, Ctx, Secret};
 use std::sync::Arc;
 
 impl ChannelSection for SlackConfig {
@@ -87,11 +87,8 @@ fn parse(ctx: &mut Ctx, node: &Node) -> Option<SlackConfig> {
                 }
             }
             "dmPolicy" => {
-                if let Some(s) = ctx.one_of(v, &key, &["pairing", "allowlist", "open", "disabled"])
-                {
-                    if let Ok(p) = parse_dm_policy(&s) {
-                        c.dm_policy = p;
-                    }
+                if let Some(p) = ctx.dm_policy(v, &key) {
+                    c.dm_policy = p;
                 }
             }
             "botToken" => c.bot_token = ctx.string(v, &key).map(|s| Secret::new(s.trim())),
@@ -152,20 +149,7 @@ fn parse(ctx: &mut Ctx, node: &Node) -> Option<SlackConfig> {
                 for (id, _, g) in list {
                     let gk = format!("{key}.{id}");
                     positions.push((gk.clone(), g.pos));
-                    let mut cfg = super::config::default_channel_config();
-                    if let Some(items) = ctx.mapping(g, &gk, &["enabled", "requireMention"]) {
-                        for (gk2, _, gv) in items {
-                            let full = join(&gk, gk2);
-                            match gk2.as_str() {
-                                "enabled" => cfg.enabled = ctx.boolean(gv, &full).unwrap_or(true),
-                                "requireMention" => {
-                                    cfg.require_mention = ctx.boolean(gv, &full).unwrap_or(true)
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    c.channels.push((id.clone(), GroupConfig { ..cfg }));
+                    c.channels.push((id.clone(), ctx.group_config(g, &gk)));
                 }
             }
             _ => {}

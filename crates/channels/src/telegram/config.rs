@@ -189,15 +189,7 @@ fn parse_section(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
             }
             "dmPolicy" => {
                 policy_pos = v.pos;
-                t.dm_policy = match ctx
-                    .one_of(v, &key, &["pairing", "allowlist", "open", "disabled"])
-                    .as_deref()
-                {
-                    Some("allowlist") => DmPolicy::Allowlist,
-                    Some("open") => DmPolicy::Open,
-                    Some("disabled") => DmPolicy::Disabled,
-                    _ => DmPolicy::Pairing,
-                }
+                t.dm_policy = ctx.dm_policy(v, &key).unwrap_or(DmPolicy::Pairing);
             }
             "allowFrom" => {
                 if let Some(list) = ctx.string_list(v, &key) {
@@ -234,28 +226,7 @@ fn parse_section(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
                         );
                         continue;
                     };
-                    let mut g = GroupConfig {
-                        require_mention: true,
-                        enabled: true,
-                    };
-                    if let Some(ge) = ctx.mapping(gv, &gkey, &["requireMention", "enabled"]) {
-                        for (gk, _, gvv) in ge {
-                            let k2 = join(&gkey, gk);
-                            match gk.as_str() {
-                                "requireMention" => {
-                                    if let Some(b) = ctx.boolean(gvv, &k2) {
-                                        g.require_mention = b;
-                                    }
-                                }
-                                "enabled" => {
-                                    if let Some(b) = ctx.boolean(gvv, &k2) {
-                                        g.enabled = b;
-                                    }
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
+                    let g = ctx.group_config(gv, &gkey);
                     t.groups.push((id, g));
                 }
             }

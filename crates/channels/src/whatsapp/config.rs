@@ -234,15 +234,7 @@ fn parse_section(ctx: &mut Ctx, node: &Node) -> Option<WhatsAppConfig> {
             }
             "dmPolicy" => {
                 policy_pos = v.pos;
-                c.dm_policy = match ctx
-                    .one_of(v, &key, &["pairing", "allowlist", "open", "disabled"])
-                    .as_deref()
-                {
-                    Some("allowlist") => DmPolicy::Allowlist,
-                    Some("open") => DmPolicy::Open,
-                    Some("disabled") => DmPolicy::Disabled,
-                    _ => DmPolicy::Pairing,
-                }
+                c.dm_policy = ctx.dm_policy(v, &key).unwrap_or(DmPolicy::Pairing);
             }
             "allowFrom" => {
                 if let Some(list) = ctx.string_list(v, &key) {
@@ -275,21 +267,7 @@ fn parse_section(ctx: &mut Ctx, node: &Node) -> Option<WhatsAppConfig> {
                 };
                 for (gid, _, gv) in groups {
                     let gkey = format!("{key}.{gid}");
-                    let mut g = GroupConfig {
-                        require_mention: true,
-                        enabled: true,
-                    };
-                    if let Some(ge) = ctx.mapping(gv, &gkey, &["requireMention", "enabled"]) {
-                        for (gk, _, gvv) in ge {
-                            let k2 = join(&gkey, gk);
-                            if let Some(b) = ctx.boolean(gvv, &k2) {
-                                match gk.as_str() {
-                                    "requireMention" => g.require_mention = b,
-                                    _ => g.enabled = b,
-                                }
-                            }
-                        }
-                    }
+                    let g = ctx.group_config(gv, &gkey);
                     c.groups.push((gid.clone(), g));
                 }
             }
