@@ -820,3 +820,60 @@ fn openclaw_channels_status_and_send_with_whatsapp() {
         r.stdout
     );
 }
+
+#[test]
+fn openclaw_models_list_shows_the_configured_model() {
+    let (e, _fake) = setup_with_llm();
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+    let r = openclaw(&["models", "list", "--json"], &env, e.home.path());
+    assert_ok("models list --json", &r);
+    let v = json_of("models list --json", &r);
+    assert_eq!(v["count"], 1, "{v}");
+    let m = &v["models"][0];
+    assert_eq!(m["key"], "fake/fake-model", "{v}");
+    assert_eq!(m["available"], true, "{v}");
+    assert_eq!(m["local"], true, "{v}");
+    assert_eq!(m["tags"], serde_json::json!(["default"]), "{v}");
+
+    let r = openclaw(&["models", "list"], &env, e.home.path());
+    assert_ok("models list", &r);
+    assert!(r.stdout.contains("fake/fake-model"), "{}", r.stdout);
+
+    let r = openclaw(
+        &["models", "list", "--json", "--provider", "other"],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("models list --provider other", &r);
+    assert_eq!(json_of("models list --provider", &r)["count"], 0);
+}
+
+#[test]
+fn openclaw_cron_list_reads_the_empty_inventory() {
+    let e = setup();
+    let r = openclaw(
+        &[
+            "cron", "list", "--json", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("cron list --json", &r);
+    let v = json_of("cron list --json", &r);
+    assert_eq!(v["jobs"], serde_json::json!([]), "{v}");
+    assert_eq!(v["total"], 0, "{v}");
+    assert!(v["snapshotRevision"].is_string(), "{v}");
+
+    let r = openclaw(
+        &[
+            "cron", "list", "--all", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("cron list --all", &r);
+    assert!(r.stdout.contains("No automations."), "{}", r.stdout);
+}

@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod escape;
 pub mod paths;
+pub mod schema;
 pub mod secret;
 mod validate;
 mod validate_agent;

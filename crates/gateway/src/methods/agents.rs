@@ -4,6 +4,7 @@
 use super::{BoxFuture, Ctx};
 use crate::devices::now_ms;
 use crate::state::Gateway;
+use clawgate_protocol::error::ErrorShape;
 use serde_json::{json, Value};
 
 fn thinking() -> (Value, Value, Value) {
@@ -70,8 +71,54 @@ pub fn model_entries(gw: &Gateway) -> Vec<Value> {
     out
 }
 
-pub fn models_list(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
-    Box::pin(async move { Ok(json!({"models": model_entries(&ctx.gw)})) })
+/// Views a client may ask `models.list` for. This gateway's catalog is exactly the configured
+/// providers' models, so every view is that list.
+const MODEL_VIEWS: &[&str] = &["default", "configured", "provider-config", "all"];
+
+/// `models.list` (read): the published model catalog, built from `models.providers.*`.
+/// `provider` narrows it to one provider id; `view` must be one OpenClaw defines.
+pub fn models_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        const M: &str = "models.list";
+        let p = super::object(M, params)?;
+        let bad =
+            |what: String| -> super::MethodResult { Err(ErrorShape::invalid_params(M, what)) };
+        if let Some(v) = p.get("view").filter(|v| !v.is_null()) {
+            if !v.as_str().is_some_and(|s| MODEL_VIEWS.contains(&s)) {
+                return bad(format!(
+                    "at /view: must be one of {}",
+                    MODEL_VIEWS.join(", ")
+                ));
+            }
+        }
+        let provider = match p.get("provider") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_ascii_lowercase()),
+            Some(_) => return bad("at /provider: must be a non-empty string".into()),
+        };
+        for key in [
+            "includeDetails",
+            "includeProviderCapabilities",
+            "includeDefaultModels",
+            "preparedOnly",
+            "refresh",
+        ] {
+            if p.get(key).is_some_and(|v| !v.is_boolean() && !v.is_null()) {
+                return bad(format!("at /{key}: must be boolean"));
+            }
+        }
+        let models: Vec<Value> = model_entries(&ctx.gw)
+            .into_iter()
+            .filter(|m| {
+                provider.as_deref().is_none_or(|want| {
+                    m["provider"]
+                        .as_str()
+                        .is_some_and(|p| p.eq_ignore_ascii_case(want))
+                })
+            })
+            .collect();
+        Ok(json!({"models": models}))
+    })
 }
 
 pub fn chat_metadata(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
@@ -116,16 +163,37 @@ pub fn empty_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move { Ok(json!([])) })
 }
 
-pub fn cron_list(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
+/// The revision of an empty cron inventory: a hash of its (empty) job list, so it is stable
+/// and changes the day jobs exist.
+fn empty_cron_revision() -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(b"[]");
+    format!(
+        "sha256:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+/// `cron.list` (read): one page of the cron inventory. Cron is not built yet, so the
+/// inventory is empty; the page is still complete and consistent (snapshot revision, the
+/// requested offset and limit echoed, no next page), as OpenClaw's clients check it.
+pub fn cron_list(_ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
-        Ok(
-            json!({"jobs": [], "total": 0, "offset": 0, "limit": 50, "hasMore": false, "nextOffset": null}),
-        )
+        const M: &str = "cron.list";
+        let p = super::object(M, params)?;
+        let limit = super::opt_u64(M, &p, "limit", 1, 200)?.unwrap_or(50);
+        let offset = super::opt_u64(M, &p, "offset", 0, i64::MAX as u64)?.unwrap_or(0);
+        Ok(json!({
+            "jobs": [], "snapshotRevision": empty_cron_revision(), "total": 0,
+            "offset": offset, "limit": limit, "hasMore": false, "nextOffset": null,
+        }))
     })
 }
 
+/// `cron.status` (read): the scheduler is not built, so it is reported disabled with no jobs.
 pub fn cron_status(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
-    Box::pin(async move { Ok(json!({"enabled": false, "jobs": 0})) })
+    Box::pin(async move { Ok(json!({"enabled": false, "jobs": 0, "nextWakeAtMs": null})) })
 }
 
 pub fn update_status(_ctx: &Ctx, _params: Value) -> BoxFuture<'_> {

@@ -43,6 +43,7 @@ const METHODS: &[(&str, Handler)] = &[
     ("last-heartbeat", status::last_heartbeat),
     ("logs.tail", logs::tail),
     ("config.get", config::get),
+    ("config.schema", config::schema),
     ("device.pair.list", devices::list),
     ("device.pair.approve", devices::approve),
     ("device.pair.reject", devices::reject),

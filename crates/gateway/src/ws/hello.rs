@@ -19,6 +19,12 @@ pub const EVENTS: &[&str] = &[
     "device.pair.resolved",
 ];
 
+/// Server capabilities advertised in `hello-ok.features.capabilities`: only contracts this
+/// gateway implements. `published-model-catalog`: `models.list` is the published catalog
+/// (the configured providers' models, each with a reliable `available`), which
+/// `openclaw models list` requires.
+pub const CAPABILITIES: &[&str] = &["published-model-catalog"];
+
 pub fn hello_ok(gw: &Gateway, s: &Session, _peer: &Peer) -> Value {
     let mut auth = json!({
         "method": s.grant.method,
@@ -55,7 +61,7 @@ pub fn hello_ok(gw: &Gateway, s: &Session, _peer: &Peer) -> Value {
             "bootId": gw.boot_id,
             "connId": s.conn_uuid,
         },
-        "features": {"methods": methods::names(), "events": EVENTS},
+        "features": {"methods": methods::names(), "events": EVENTS, "capabilities": CAPABILITIES},
         "snapshot": snapshot,
         "auth": auth,
         "policy": {
