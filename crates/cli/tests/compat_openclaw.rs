@@ -820,3 +820,98 @@ fn openclaw_channels_status_and_send_with_whatsapp() {
         r.stdout
     );
 }
+
+/// `openclaw approvals pending` reads `exec.approval.list`, `plugin.approval.list` and
+/// `openclaw.approval.list` (asking for operator.admin); all three answer, with nothing pending.
+#[test]
+fn openclaw_approvals_pending() {
+    let e = setup();
+    let r = openclaw(
+        &["approvals", "pending", "--url", &e.url, "--token", &e.token],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("approvals pending", &r);
+    assert!(r.stdout.contains("No pending approvals."), "{}", r.stdout);
+    let r = openclaw(
+        &[
+            "approvals",
+            "pending",
+            "--json",
+            "--url",
+            &e.url,
+            "--token",
+            &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("approvals pending --json", &r);
+    assert_eq!(
+        json_of("approvals pending --json", &r),
+        serde_json::json!({"approvals": []})
+    );
+}
+
+/// `openclaw system event --text …` calls `wake`; the event is queued for the main session
+/// (shown by `status`) and reaches the model with the next turn there.
+#[test]
+fn openclaw_system_event_queues_for_the_next_turn() {
+    let (e, fake) = setup_with_llm();
+    for (text, mode) in [
+        ("deploy finished", "next-heartbeat"),
+        ("tests green", "now"),
+    ] {
+        let r = openclaw(
+            &[
+                "system", "event", "--text", text, "--mode", mode, "--json", "--url", &e.url,
+                "--token", &e.token,
+            ],
+            &[],
+            e.home.path(),
+        );
+        assert_ok("system event", &r);
+        assert_eq!(json_of("system event", &r)["ok"], true, "{}", r.stdout);
+    }
+    let r = openclaw(
+        &[
+            "gateway", "call", "status", "--json", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway call status", &r);
+    assert_eq!(
+        json_of("gateway call status", &r)["queuedSystemEvents"],
+        serde_json::json!(["deploy finished", "tests green"])
+    );
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+    let r = openclaw(
+        &[
+            "agent",
+            "--message",
+            "what happened?",
+            "--session-key",
+            "agent:main:main",
+        ],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("agent --message", &r);
+    let reqs = fake.requests();
+    let user = reqs.last().expect("the turn reached the model").body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .clone();
+    assert_eq!(
+        user,
+        "System: deploy finished\nSystem: tests green\n\nwhat happened?"
+    );
+}
