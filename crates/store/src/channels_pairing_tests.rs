@@ -223,7 +223,10 @@ fn take_pairing_approves_or_dismisses_one_account_request() {
         .take_pairing(TG, ACC, "AAAA1111", true, 200, TTL)
         .unwrap()
         .is_none());
-    assert!(s.list_pairing_requests(Some(TG), 200, TTL).unwrap().is_empty());
+    assert!(s
+        .list_pairing_requests(Some(TG), 200, TTL)
+        .unwrap()
+        .is_empty());
     // Expired requests cannot be taken.
     let mut gen = codes(&["CCCC3333"]);
     created(upsert(&s, "u3", 300, &mut gen));
