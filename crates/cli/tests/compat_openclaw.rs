@@ -945,9 +945,9 @@ fn session_keys(e: &Env) -> Vec<String> {
 /// The TUI's `/new` calls `sessions.create` with a fresh `tui-<uuid>` key and switches to it;
 /// the next message goes to the new session.
 #[test]
-#[ignore = "the TUI stays busy after its first turn (it still sees the ended run as active) \
-            and refuses /new with \"abort the current run before /new\"; sessions.create \
-            itself is covered by compat_methods"]
+#[ignore = "against clawgate the TUI stays busy after its first turn (cause not found yet; \
+            not the activeRunIds of sessions.changed/describe alone) and refuses /new with \
+            \"abort the current run before /new\"; sessions.create is covered by compat_methods"]
 fn openclaw_tui_new_creates_and_switches_to_a_new_session() {
     use std::io::Write;
     let (e, _fake) = setup_with_llm();
