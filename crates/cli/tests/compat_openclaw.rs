@@ -877,3 +877,223 @@ fn openclaw_cron_list_reads_the_empty_inventory() {
     assert_ok("cron list --all", &r);
     assert!(r.stdout.contains("No automations."), "{}", r.stdout);
 }
+
+/// `openclaw approvals pending` reads `exec.approval.list`, `plugin.approval.list` and
+/// `openclaw.approval.list` (asking for operator.admin); all three answer, with nothing pending.
+#[test]
+fn openclaw_approvals_pending() {
+    let e = setup();
+    let r = openclaw(
+        &["approvals", "pending", "--url", &e.url, "--token", &e.token],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("approvals pending", &r);
+    assert!(r.stdout.contains("No pending approvals."), "{}", r.stdout);
+    let r = openclaw(
+        &[
+            "approvals",
+            "pending",
+            "--json",
+            "--url",
+            &e.url,
+            "--token",
+            &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("approvals pending --json", &r);
+    assert_eq!(
+        json_of("approvals pending --json", &r),
+        serde_json::json!({"approvals": []})
+    );
+}
+
+/// `openclaw system event --text …` calls `wake`; the event is queued for the main session
+/// (shown by `status`) and reaches the model with the next turn there.
+#[test]
+fn openclaw_system_event_queues_for_the_next_turn() {
+    let (e, fake) = setup_with_llm();
+    for (text, mode) in [
+        ("deploy finished", "next-heartbeat"),
+        ("tests green", "now"),
+    ] {
+        let r = openclaw(
+            &[
+                "system", "event", "--text", text, "--mode", mode, "--json", "--url", &e.url,
+                "--token", &e.token,
+            ],
+            &[],
+            e.home.path(),
+        );
+        assert_ok("system event", &r);
+        assert_eq!(json_of("system event", &r)["ok"], true, "{}", r.stdout);
+    }
+    let r = openclaw(
+        &[
+            "gateway", "call", "status", "--json", "--url", &e.url, "--token", &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway call status", &r);
+    assert_eq!(
+        json_of("gateway call status", &r)["queuedSystemEvents"],
+        serde_json::json!(["deploy finished", "tests green"])
+    );
+    let env = [
+        ("OPENCLAW_GATEWAY_URL", e.url.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", e.token.as_str()),
+    ];
+    let r = openclaw(
+        &[
+            "agent",
+            "--message",
+            "what happened?",
+            "--session-key",
+            "agent:main:main",
+        ],
+        &env,
+        e.home.path(),
+    );
+    assert_ok("agent --message", &r);
+    let reqs = fake.requests();
+    let user = reqs.last().expect("the turn reached the model").body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .clone();
+    assert_eq!(
+        user,
+        "System: deploy finished\nSystem: tests green\n\nwhat happened?"
+    );
+}
+
+/// The keys of the gateway's sessions, through `openclaw gateway call sessions.list`.
+fn session_keys(e: &Env) -> Vec<String> {
+    let r = openclaw(
+        &[
+            "gateway",
+            "call",
+            "sessions.list",
+            "--json",
+            "--url",
+            &e.url,
+            "--token",
+            &e.token,
+        ],
+        &[],
+        e.home.path(),
+    );
+    assert_ok("gateway call sessions.list", &r);
+    json_of("gateway call sessions.list", &r)["sessions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s["key"].as_str().map(String::from))
+        .collect()
+}
+
+/// The TUI's `/new` calls `sessions.create` with a fresh `tui-<uuid>` key and switches to it;
+/// the next message goes to the new session.
+#[test]
+#[ignore = "against clawgate the TUI stays busy after its first turn (cause not found yet; \
+            not the activeRunIds of sessions.changed/describe alone) and refuses /new with \
+            \"abort the current run before /new\"; sessions.create is covered by compat_methods"]
+fn openclaw_tui_new_creates_and_switches_to_a_new_session() {
+    use std::io::Write;
+    let (e, _fake) = setup_with_llm();
+    let tc = toolchain();
+    let cmd = format!(
+        "{} tui --url {} --token {} --session rec-tui-new --message 'first message'",
+        tc.openclaw.display(),
+        e.url,
+        e.token
+    );
+    let path = format!(
+        "{}:{}",
+        tc.node_bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("PATH", path)
+        .env("HOME", e.home.path())
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "120")
+        .env("LINES", "40")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdin = child.stdin.take().unwrap();
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        eprintln!("timed out waiting for {what}");
+        false
+    };
+    // The first turn is answered: the TUI is connected and idle.
+    let first = wait("the first reply", &mut || {
+        history(&e, "agent:main:rec-tui-new")["messages"]
+            .as_array()
+            .map_or(0, Vec::len)
+            >= 2
+    });
+    let mut new_key = None;
+    if first {
+        stdin.write_all(b"/new").unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(b"\r").unwrap();
+        stdin.flush().unwrap();
+        let mut nudged = Instant::now();
+        wait("a tui-… session", &mut || {
+            new_key = session_keys(&e)
+                .into_iter()
+                .find(|k| k.starts_with("agent:main:tui-"));
+            if new_key.is_none() && nudged.elapsed() > Duration::from_secs(5) {
+                // An open completion menu takes the first Enter.
+                let _ = stdin.write_all(b"\r");
+                let _ = stdin.flush();
+                nudged = Instant::now();
+            }
+            new_key.is_some()
+        });
+    }
+    let mut second = false;
+    if let Some(key) = &new_key {
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"second message\r").unwrap();
+        stdin.flush().unwrap();
+        second = wait("the second reply in the new session", &mut || {
+            history(&e, key)["messages"].as_array().map_or(0, Vec::len) >= 2
+        });
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("tui output");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(first, "the first turn never finished; screen:\n{screen}");
+    let key = new_key.unwrap_or_else(|| panic!("/new created no session; screen:\n{screen}"));
+    assert!(
+        second,
+        "the message after /new did not reach {key}; screen:\n{screen}"
+    );
+    assert!(screen.contains("new session"), "screen:\n{screen}");
+    let h = history(&e, &key);
+    assert_eq!(h["messages"][0]["content"], "second message", "{h}");
+    // The first session keeps its own history.
+    let h = history(&e, "agent:main:rec-tui-new");
+    assert_eq!(h["messages"].as_array().unwrap().len(), 2, "{h}");
+}

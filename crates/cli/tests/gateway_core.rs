@@ -362,9 +362,9 @@ async fn methods_scopes_and_unknown_methods() {
     let gw = start();
     let (mut ws, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
     let res = ws.call("no.such.method", json!({})).await;
-    // Unknown methods need admin first, as in the real gateway.
-    assert_eq!(res["error"]["code"], "FORBIDDEN");
-    assert_eq!(res["error"]["details"]["missingScope"], "operator.admin");
+    // A method clawgate does not implement is unknown to every client, never a scope error.
+    assert_eq!(res["error"]["code"], "INVALID_REQUEST");
+    assert_eq!(res["error"]["message"], "unknown method: no.such.method");
     let res = ws.call("device.pair.list", json!({})).await;
     assert_eq!(res["error"]["code"], "FORBIDDEN");
     assert_eq!(res["error"]["message"], "missing scope: operator.pairing");

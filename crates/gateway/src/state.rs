@@ -62,6 +62,14 @@ impl Timings {
     }
 }
 
+/// A system event queued by `wake` for a session's next agent turn.
+#[derive(Clone, Debug)]
+pub struct SystemEvent {
+    pub session_key: String,
+    pub text: String,
+    pub ts: i64,
+}
+
 /// One UI/TUI/webchat client in the presence list.
 #[derive(Clone)]
 pub struct PresenceEntry {
@@ -91,6 +99,8 @@ pub struct Gateway {
     state_version: Mutex<StateVersion>,
     pub shutdown: watch::Sender<bool>,
     pub last_heartbeat: Mutex<Option<Value>>,
+    /// System events queued by `wake`, oldest first, until a turn in their session takes them.
+    pub system_events: Mutex<Vec<SystemEvent>>,
     pub chat: crate::chat::ChatRuntime,
     /// The running channels, in registry order.
     pub channels: Vec<crate::channels::Running>,
@@ -157,9 +167,29 @@ impl Gateway {
             }),
             shutdown,
             last_heartbeat: Mutex::new(None),
+            system_events: Mutex::new(Vec::new()),
             chat: parts.chat,
             channels: parts.channels,
         }
+    }
+
+    /// Removes and returns the system events queued for `session_key`, oldest first.
+    pub fn take_system_events(&self, session_key: &str) -> Vec<SystemEvent> {
+        let mut q = self.system_events.lock().unwrap_or_else(|p| p.into_inner());
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            q.drain(..).partition(|e| e.session_key == session_key);
+        *q = rest;
+        mine
+    }
+
+    /// The texts of the queued system events, oldest first (`status.queuedSystemEvents`).
+    pub fn queued_system_events(&self) -> Vec<String> {
+        self.system_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|e| e.text.clone())
+            .collect()
     }
 
     pub fn uptime_ms(&self) -> u64 {

@@ -69,17 +69,24 @@ pub fn required_for(method: &str) -> Requirement {
         | "tasks.list"
         | "cron.list"
         | "cron.status"
-        | "update.status" => Scope(READ),
+        | "update.status"
+        | "system.info"
+        | "gateway.identity.get" => Scope(READ),
         "chat.send" | "chat.abort" | "agent" | "agent.wait" | "send" | "wake" | "tools.invoke"
-        | "sessions.patch" | "message.action" => Scope(WRITE),
+        | "sessions.patch" | "sessions.create" | "message.action" => Scope(WRITE),
         "device.pair.list"
         | "device.pair.approve"
         | "device.pair.reject"
         | "device.pair.remove"
         | "device.pair.rename"
         | "pairing.list"
-        | "pairing.approve" => Scope(PAIRING),
-        "exec.approval.list" | "plugin.approval.list" => Scope(APPROVALS),
+        | "pairing.approve"
+        | "channels.pairing.list"
+        | "channels.pairing.approve"
+        | "channels.pairing.dismiss" => Scope(PAIRING),
+        "exec.approval.list" | "plugin.approval.list" | "openclaw.approval.list" => {
+            Scope(APPROVALS)
+        }
         _ => Scope(ADMIN),
     }
 }

@@ -201,6 +201,45 @@ impl Store {
         Ok(Some(req))
     }
 
+    /// Removes the live request of (channel, account) with this code; with `allow`, also adds
+    /// its sender to the allow store (approve), else just drops it (dismiss: the sender may ask
+    /// again). One transaction. `None` when no live request matches.
+    pub fn take_pairing(
+        &self,
+        channel: &str,
+        account: &str,
+        code: &str,
+        allow: bool,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<PairingRequest>, StoreError> {
+        let code = normalize_code(code);
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = tx
+            .prepare_cached(&format!(
+                "DELETE FROM pairing_requests WHERE channel = ?1 AND account = ?2 AND code = ?3 \
+                 AND created_at >= ?4 RETURNING {PAIRING_COLS}"
+            ))?
+            .query_row(
+                params![channel, account, code, cutoff(now, ttl_ms)],
+                pairing_from_row,
+            )
+            .optional()?;
+        let Some(req) = found else {
+            return Ok(None);
+        };
+        if allow {
+            tx.execute(
+                "INSERT INTO channel_allow (channel, account, sender_id, approved_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (channel, account, sender_id) DO NOTHING",
+                params![req.channel, req.account, req.sender_id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Some(req))
+    }
+
     pub fn is_sender_allowed(
         &self,
         channel: &str,

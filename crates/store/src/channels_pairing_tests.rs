@@ -193,3 +193,45 @@ fn pairing_and_allow_list_survive_reopen() {
         (vec!["u2"], "BBBB2222")
     );
 }
+
+#[test]
+fn take_pairing_approves_or_dismisses_one_account_request() {
+    let s = store();
+    let mut gen = codes(&["AAAA1111", "BBBB2222"]);
+    created(upsert(&s, "u1", 100, &mut gen));
+    created(upsert(&s, "u2", 100, &mut gen));
+    // Another account's code does not match; nor does an expired one.
+    assert!(s
+        .take_pairing(TG, "other", "AAAA1111", true, 200, TTL)
+        .unwrap()
+        .is_none());
+    // Dismiss: the request goes, the sender is not allowed.
+    let r = s
+        .take_pairing(TG, ACC, "bbbb2222", false, 200, TTL)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.sender_id, "u2");
+    assert!(!s.is_sender_allowed(TG, ACC, "u2").unwrap());
+    // Approve (case-insensitive): the sender is allowed, the code works once.
+    let r = s
+        .take_pairing(TG, ACC, "aaaa1111", true, 200, TTL)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.sender_id, "u1");
+    assert!(s.is_sender_allowed(TG, ACC, "u1").unwrap());
+    assert!(s
+        .take_pairing(TG, ACC, "AAAA1111", true, 200, TTL)
+        .unwrap()
+        .is_none());
+    assert!(s
+        .list_pairing_requests(Some(TG), 200, TTL)
+        .unwrap()
+        .is_empty());
+    // Expired requests cannot be taken.
+    let mut gen = codes(&["CCCC3333"]);
+    created(upsert(&s, "u3", 300, &mut gen));
+    assert!(s
+        .take_pairing(TG, ACC, "CCCC3333", true, 300 + TTL + 1, TTL)
+        .unwrap()
+        .is_none());
+}

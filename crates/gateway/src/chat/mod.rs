@@ -529,7 +529,7 @@ pub async fn start_claimed_turn(
             run_id: run_id.to_string(),
             session_key: key.to_string(),
             session_id: session.session_id,
-            user_text: text.to_string(),
+            user_text: with_system_events(gw, key, text),
             initiator,
         },
     );
@@ -551,6 +551,25 @@ pub async fn start_claimed_turn(
         return Err(TurnError::Busy(e));
     }
     Ok(Claim::New)
+}
+
+/// The model's view of the user's message: the system events `wake` queued for the session
+/// (taken now, so each is seen once), one `System:` line each, before the message itself.
+/// The stored transcript keeps the message as the user wrote it.
+fn with_system_events(gw: &Gateway, key: &str, text: &str) -> String {
+    let events = gw.take_system_events(key);
+    if events.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for e in events {
+        out.push_str("System: ");
+        out.push_str(&e.text);
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(text);
+    out
 }
 
 /// A stored run as the `agent.wait` / idempotent-retry status.

@@ -5,7 +5,7 @@ use super::sessions::store_err;
 use super::{object, req_str, BoxFuture, Ctx};
 use crate::devices::now_ms;
 use clawgate_channels::chunk::chunk_text;
-use clawgate_channels::pairing::TTL_MS;
+use clawgate_channels::pairing::{MAX_PENDING, TTL_MS};
 use clawgate_protocol::error::ErrorShape;
 use clawgate_store::NewOutbox;
 use serde_json::{json, Value};
@@ -321,4 +321,205 @@ pub fn pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             json!({"approved": true, "channel": channel, "accountId": approved.account, "senderId": approved.sender_id}),
         )
     })
+}
+
+/// Epoch milliseconds as an RFC 3339 UTC timestamp (`2026-12-03T14:05:09.123Z`).
+pub fn iso_ms(ms: i64) -> String {
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn label_of(channel: &str) -> String {
+    clawgate_channels::plugin(channel).map_or_else(|| channel.to_string(), |p| p.label().into())
+}
+
+/// Optional non-empty string params of the `channels.pairing.*` methods; anything else in
+/// `allowed` is type-checked by the caller, and unknown properties are refused.
+fn pairing_params(
+    method: &str,
+    params: Value,
+    allowed: &[&str],
+) -> Result<serde_json::Map<String, Value>, ErrorShape> {
+    let p = object(method, params)?;
+    for (k, v) in &p {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ErrorShape::invalid_params(
+                method,
+                format!("must NOT have additional properties ({k})"),
+            ));
+        }
+        let ok = match k.as_str() {
+            "notify" | "bootstrapCommandOwner" => v.is_boolean(),
+            _ => v.as_str().is_some_and(|s| !s.is_empty()),
+        };
+        if !ok {
+            return Err(ErrorShape::invalid_params(
+                method,
+                format!("at /{k}: invalid value"),
+            ));
+        }
+    }
+    Ok(p)
+}
+
+/// `channels.pairing.list` (pairing) `{channel?, accountId?}`: OpenClaw's view of the pending
+/// DM pairing requests (the same ones as `pairing.list`; `requestId` is the pairing code), and
+/// the channel accounts whose `dmPolicy` is `pairing`.
+pub fn channels_pairing_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        const M: &str = "channels.pairing.list";
+        let p = pairing_params(M, params, &["channel", "accountId"])?;
+        let channel = p.get("channel").and_then(Value::as_str).map(String::from);
+        let account = p.get("accountId").and_then(Value::as_str).map(String::from);
+        let accounts: Vec<Value> = ctx
+            .gw
+            .channels
+            .iter()
+            .filter(|rc| rc.ch.policy().dm_policy == clawgate_config::DmPolicy::Pairing)
+            .filter(|rc| channel.as_deref().is_none_or(|c| c == rc.ch.name()))
+            .filter(|_| account.as_deref().is_none_or(|a| a == "default"))
+            .map(|rc| {
+                json!({"channel": rc.ch.name(), "channelLabel": rc.ch.label(),
+                       "accountId": "default", "notifySupported": false})
+            })
+            .collect();
+        let (ch, now) = (channel.clone(), now_ms());
+        let reqs = ctx
+            .gw
+            .chat
+            .store
+            .call(move |s| s.list_pairing_requests(ch.as_deref(), now, TTL_MS))
+            .await
+            .map_err(store_err)?;
+        let requests: Vec<Value> = reqs
+            .iter()
+            .filter(|r| account.as_deref().is_none_or(|a| a == r.account))
+            .map(|r| {
+                let mut metadata = serde_json::Map::new();
+                if let Some(m) = r.meta.as_object() {
+                    for (k, v) in m {
+                        let s = match v {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            _ => continue,
+                        };
+                        if !k.is_empty() && !s.is_empty() {
+                            metadata.insert(k.clone(), json!(s));
+                        }
+                    }
+                }
+                metadata.insert("code".into(), json!(r.code));
+                let sender_label = r
+                    .meta
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or(r.sender_id.as_str());
+                json!({
+                    "requestId": r.code, "channel": r.channel, "channelLabel": label_of(&r.channel),
+                    "accountId": r.account, "senderId": r.sender_id, "senderLabel": sender_label,
+                    "metadata": metadata, "createdAt": iso_ms(r.created_at),
+                    "lastSeenAt": iso_ms(r.last_seen_at), "expiresAt": iso_ms(r.created_at + TTL_MS),
+                    "notifySupported": false,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "accounts": accounts, "requests": requests, "commandOwnerConfigured": false,
+            "limits": {"pendingPerAccount": MAX_PENDING, "ttlMs": TTL_MS},
+        }))
+    })
+}
+
+/// Approve (`allow`) or dismiss the request `requestId` of `{channel, accountId}`.
+async fn take_request(
+    ctx: &Ctx,
+    method: &str,
+    p: &serde_json::Map<String, Value>,
+    allow: bool,
+) -> Result<clawgate_store::PairingRequest, ErrorShape> {
+    let channel = req_str(method, p, "channel")?.to_string();
+    let account = req_str(method, p, "accountId")?.to_string();
+    let request_id = req_str(method, p, "requestId")?.to_string();
+    let (ch, acc, code, now) = (channel.clone(), account, request_id.clone(), now_ms());
+    let taken = ctx
+        .gw
+        .chat
+        .store
+        .call(move |s| s.take_pairing(&ch, &acc, &code, allow, now, TTL_MS))
+        .await
+        .map_err(store_err)?;
+    taken.ok_or_else(|| {
+        ErrorShape::invalid(format!(
+            "unknown or expired pairing request for {channel}: {request_id}"
+        ))
+    })
+}
+
+/// `channels.pairing.approve` (pairing) `{channel, accountId, requestId, notify?,
+/// bootstrapCommandOwner?}`: allows the sender, like `pairing.approve`. This gateway neither
+/// notifies the sender nor manages a command owner, and says so in the result.
+pub fn channels_pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        const M: &str = "channels.pairing.approve";
+        let p = pairing_params(
+            M,
+            params,
+            &[
+                "channel",
+                "accountId",
+                "requestId",
+                "notify",
+                "bootstrapCommandOwner",
+            ],
+        )?;
+        let req = take_request(ctx, M, &p, true).await?;
+        tracing::info!(channel = %req.channel, sender = %req.sender_id, "pairing approved");
+        let flag = |k: &str| p.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Ok(json!({
+            "requestId": req.code, "senderId": req.sender_id,
+            "notification": if flag("notify") { "unsupported" } else { "not-requested" },
+            "commandOwnerBootstrap": if flag("bootstrapCommandOwner") { "unavailable" } else { "not-requested" },
+        }))
+    })
+}
+
+/// `channels.pairing.dismiss` (pairing) `{channel, accountId, requestId}`: drops the request
+/// without allowing the sender (who may ask again).
+pub fn channels_pairing_dismiss(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        const M: &str = "channels.pairing.dismiss";
+        let p = pairing_params(M, params, &["channel", "accountId", "requestId"])?;
+        let req = take_request(ctx, M, &p, false).await?;
+        tracing::info!(channel = %req.channel, sender = %req.sender_id, "pairing dismissed");
+        Ok(json!({"requestId": req.code, "senderId": req.sender_id}))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_ms;
+
+    #[test]
+    fn iso_timestamps() {
+        assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso_ms(1_795_543_888_142), "2026-11-24T18:11:28.142Z");
+    }
 }

@@ -45,7 +45,7 @@ async fn existing_status(ctx: &Ctx, run_id: &str) -> Value {
 
 /// Stores the user message and queues the run. `Err` for bad input or storage failures.
 /// Claims the idempotency key of `method` and, when new, starts the run (one store round trip).
-async fn start_run(
+pub(super) async fn start_run(
     ctx: &Ctx,
     method: &'static str,
     key: &str,

@@ -10,6 +10,7 @@ mod health;
 mod logs;
 pub mod sessions;
 mod status;
+mod system;
 
 use crate::auth::Peer;
 use crate::conns::Outlet;
@@ -86,6 +87,20 @@ const METHODS: &[(&str, Handler)] = &[
     ("message.action", channels::message_action),
     ("pairing.list", channels::pairing_list),
     ("pairing.approve", channels::pairing_approve),
+    ("channels.pairing.list", channels::channels_pairing_list),
+    (
+        "channels.pairing.approve",
+        channels::channels_pairing_approve,
+    ),
+    (
+        "channels.pairing.dismiss",
+        channels::channels_pairing_dismiss,
+    ),
+    ("sessions.create", sessions::create),
+    ("wake", system::wake),
+    ("system.info", system::info),
+    ("gateway.identity.get", system::identity),
+    ("openclaw.approval.list", system::approval_list),
 ];
 
 /// Methods that send their own replies (possibly more than one, like `agent`).
@@ -107,9 +122,33 @@ fn find(method: &str) -> Option<Handler> {
     METHODS.iter().find(|(n, _)| *n == method).map(|(_, h)| *h)
 }
 
+/// What a method name resolves to.
+enum Target {
+    Deferred(DeferredHandler),
+    Plain(Handler),
+}
+
 pub async fn dispatch(ctx: &Ctx, req: Request) {
+    // Look the method up first: a method this gateway does not implement is "unknown method"
+    // for every authenticated client. Checking scopes first would answer `missing scope:
+    // operator.admin` to a read-only client for methods OpenClaw classifies as read (e.g.
+    // `skills.status`), which clients take for a permission problem instead of a missing
+    // feature. Scopes are then checked for the methods that exist.
+    let target = match DEFERRED.iter().find(|(n, _)| *n == req.method) {
+        Some((_, h)) => Target::Deferred(*h),
+        None => match find(&req.method) {
+            Some(h) => Target::Plain(h),
+            None => {
+                ctx.outlet.send(frame::response_err(
+                    &req.id,
+                    &ErrorShape::unknown_method(&req.method),
+                    None,
+                ));
+                return;
+            }
+        },
+    };
     let granted = &ctx.session.grant.scopes;
-    // The scope check comes first, as in the real gateway: unknown methods need admin.
     if let Err(missing) = scopes::authorize(&req.method, granted) {
         ctx.outlet.send(frame::response_err(
             &req.id,
@@ -118,17 +157,9 @@ pub async fn dispatch(ctx: &Ctx, req: Request) {
         ));
         return;
     }
-    if let Some((_, h)) = DEFERRED.iter().find(|(n, _)| *n == req.method) {
-        h(ctx, req.id, req.params).await;
-        return;
-    }
-    let Some(handler) = find(&req.method) else {
-        ctx.outlet.send(frame::response_err(
-            &req.id,
-            &ErrorShape::unknown_method(&req.method),
-            None,
-        ));
-        return;
+    let handler = match target {
+        Target::Deferred(h) => return h(ctx, req.id, req.params).await,
+        Target::Plain(h) => h,
     };
     let text = match handler(ctx, req.params).await {
         Ok(payload) => frame::response_ok(&req.id, &payload),

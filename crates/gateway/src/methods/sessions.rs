@@ -306,3 +306,173 @@ pub fn messages_unsubscribe(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         Ok(json!({"subscribed": false, "key": key}))
     })
 }
+
+/// `sessions.create` params this gateway understands. OpenClaw's other options (worktrees,
+/// projects, exec nodes, forks, …) are refused by name rather than silently ignored.
+const CREATE_KNOWN: &[&str] = &[
+    "key",
+    "idempotencyKey",
+    "agentId",
+    "label",
+    "displayName",
+    "titleSource",
+    "model",
+    "parentSessionKey",
+    "emitCommandHooks",
+    "succeedsParent",
+    "message",
+    "task",
+    "timeoutMs",
+];
+const CREATE_UNSUPPORTED: &[&str] = &[
+    "category",
+    "agentRuntime",
+    "contextWindow",
+    "thinkingLevel",
+    "fastMode",
+    "permissionMode",
+    "toolOverrides",
+    "incognito",
+    "visibility",
+    "catalogId",
+    "spawnDepth",
+    "fork",
+    "forkFrom",
+    "mentions",
+    "attachments",
+    "projectId",
+    "projectGitUrl",
+    "repository",
+    "worktree",
+    "worktreeSource",
+    "worktreeBaseRef",
+    "worktreeName",
+    "execNode",
+    "cwd",
+];
+
+fn opt_string(
+    p: &serde_json::Map<String, Value>,
+    key: &str,
+    max_chars: usize,
+) -> Result<Option<String>, ErrorShape> {
+    match p.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max_chars => {
+            Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
+        }
+        Some(_) => Err(ErrorShape::invalid_params(
+            "sessions.create",
+            format!("at /{key}: must be a string of at most {max_chars} characters"),
+        )),
+    }
+}
+
+/// `sessions.create` (write): creates the session `key` (a bare key is the default agent's;
+/// without one a fresh key is generated), or adopts it unchanged when it exists. `label` (or
+/// `displayName`) and `model` apply to a new session. A non-empty `message` (or `task`)
+/// starts the first turn, as `chat.send` would. The TUI's `/new` calls this.
+pub fn create(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        const M: &str = "sessions.create";
+        let p = object(M, params)?;
+        for k in p.keys() {
+            if CREATE_UNSUPPORTED.contains(&k.as_str()) {
+                return Err(ErrorShape::invalid_params(
+                    M,
+                    format!("at /{k}: not supported by this gateway"),
+                ));
+            }
+            if !CREATE_KNOWN.contains(&k.as_str()) {
+                return Err(ErrorShape::invalid_params(
+                    M,
+                    format!("must NOT have additional properties ({k})"),
+                ));
+            }
+        }
+        let agent = opt_string(&p, "agentId", 128)?.map(|a| a.to_ascii_lowercase());
+        let key = match opt_string(&p, "key", 512)? {
+            Some(k) => keys::canonical(&k).map_err(|e| ErrorShape::invalid_params(M, e))?,
+            None => format!(
+                "agent:{}:{}",
+                agent.as_deref().unwrap_or(keys::DEFAULT_AGENT),
+                uuid::Uuid::new_v4()
+            ),
+        };
+        let owner = keys::agent_of(&key).to_string();
+        if agent.as_deref().is_some_and(|a| a != owner) {
+            return Err(ErrorShape::invalid(format!(
+                "agentId \"{}\" does not own session \"{key}\"",
+                agent.unwrap_or_default()
+            )));
+        }
+        if owner != keys::DEFAULT_AGENT {
+            return Err(ErrorShape::invalid(format!("unknown agent id \"{owner}\"")));
+        }
+        if let Some(parent) = opt_string(&p, "parentSessionKey", 512)? {
+            keys::canonical(&parent).map_err(|e| ErrorShape::invalid_params(M, e))?;
+        }
+        let label = match opt_string(&p, "label", 100)? {
+            Some(l) => Some(l),
+            None => {
+                opt_string(&p, "displayName", 500)?.map(|d| d.chars().take(100).collect::<String>())
+            }
+        };
+        let model = opt_string(&p, "model", 512)?;
+        if let Some(m) = &model {
+            validate_model(&ctx.gw, m).map_err(|e| ErrorShape::invalid_params(M, e))?;
+        }
+        let message = match opt_string(&p, "message", 200_000)? {
+            Some(m) => Some(m),
+            None => opt_string(&p, "task", 200_000)?,
+        };
+        let run_id = opt_string(&p, "idempotencyKey", 256)?
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+
+        let gw = &ctx.gw;
+        let (k, now) = (key.clone(), now_ms());
+        let (row, created) = gw
+            .chat
+            .store
+            .call(move |s| {
+                if let Some(row) = s.get_session(&k)? {
+                    return Ok((row, false));
+                }
+                let mut row = s.ensure_session(&k, &owner, now)?;
+                if let Some(m) = model {
+                    row = s.set_model_override(&k, &owner, Some(m.as_str()), now)?;
+                }
+                if let Some(l) = label {
+                    row = s.set_label(&k, &owner, Some(l.as_str()), now)?;
+                }
+                Ok((row, true))
+            })
+            .await
+            .map_err(store_err)?;
+        if created {
+            sessions_changed(gw, &key, "create", Some(row_json(gw, &row)));
+        }
+        let (provider, model) = resolved_model(gw, Some(&row));
+        let mut out = json!({
+            "ok": true, "key": key, "sessionId": row.session_id,
+            "entry": {"sessionId": row.session_id, "updatedAt": row.updated_at,
+                      "label": row.label, "model": row.model_override},
+            "runStarted": false,
+            "resolved": {"modelProvider": provider, "model": model},
+        });
+        if let Some(text) = message {
+            match super::chat::start_run(ctx, "chat.send", &key, &run_id, &text).await? {
+                clawgate_store::Claim::New => {
+                    out["runStarted"] = json!(true);
+                    out["runId"] = json!(run_id);
+                    out["status"] = json!("started");
+                }
+                clawgate_store::Claim::Existing { run_id } => {
+                    out["runId"] = json!(run_id);
+                    out["status"] = json!("in_flight");
+                }
+            }
+        }
+        Ok(out)
+    })
+}

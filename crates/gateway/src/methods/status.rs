@@ -15,7 +15,7 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             },
             "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": false, "every": "disabled", "everyMs": null}]},
             "channelSummary": [],
-            "queuedSystemEvents": [],
+            "queuedSystemEvents": gw.queued_system_events(),
             "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": [{"agentId": "main", "path": "[redacted]", "count": 0, "recent": []}]},
             "processMemory": {"rssBytes": rss_bytes()},
             "agentRuns": {
