@@ -208,7 +208,10 @@ pub async fn execute(
     };
 
     let ended = now_ms();
-    let (status, stop_reason, error) = match end {
+    // The run's terminal `chat` event goes out only after its end is recorded, so a client
+    // that acts on `final` (a repeated chat.send with the same idempotency key, agent.wait,
+    // chat.history) already finds the run finished.
+    let (status, stop_reason, error, terminal) = match end {
         Ok(RunEnd::Completed {
             text: final_text,
             stop_reason,
@@ -226,11 +229,9 @@ pub async fn execute(
                 None,
                 ended,
             );
-            em.chat(
-                "final",
-                json!({"stopReason": stop_reason, "message": message, "usage": usage_json(usage)}),
-            );
-            ("ok", stop_reason, None)
+            let payload =
+                json!({"stopReason": stop_reason, "message": message, "usage": usage_json(usage)});
+            ("ok", stop_reason, None, ("final", payload))
         }
         Ok(RunEnd::Failed(f)) => {
             em.agent(
@@ -252,11 +253,14 @@ pub async fn execute(
                 "timeout" => "timeout",
                 _ => "unknown",
             };
-            em.chat(
+            let payload =
+                json!({"errorMessage": f.message, "errorKind": kind, "errorDetail": detail});
+            (
                 "error",
-                json!({"errorMessage": f.message, "errorKind": kind, "errorDetail": detail}),
-            );
-            ("error", "error".to_string(), Some(f.message))
+                "error".to_string(),
+                Some(f.message),
+                ("error", payload),
+            )
         }
         Err(reason) => {
             let stop = if reason == "timeout" {
@@ -280,8 +284,7 @@ pub async fn execute(
                 );
                 append(gw, &req.session_key, partial, &req.run_id, None).await;
             }
-            em.chat("aborted", extra);
-            ("timeout", stop.to_string(), None)
+            ("timeout", stop.to_string(), None, ("aborted", extra))
         }
     };
     let session_status = match status {
@@ -314,6 +317,7 @@ pub async fn execute(
         .await
         .ok()
         .flatten();
+    em.chat(terminal.0, terminal.1);
     let row = session.map(|s| crate::methods::sessions::row_json(gw, &s));
     sessions_changed(gw, &req.session_key, "agent.run.ended", row);
     RunSummary {
