@@ -207,6 +207,44 @@ impl Ctx<'_> {
         g
     }
 
+    /// A channel's map of group ids to `{ requireMention, enabled }` entries (`what` names the
+    /// ids in the error for a non-mapping). `id` turns a key into the stored id, or says why it
+    /// is not one (that entry is then skipped).
+    pub fn group_map(
+        &mut self,
+        node: &Node,
+        key: &str,
+        what: &str,
+        id: impl Fn(&str) -> Result<String, String>,
+    ) -> Vec<(String, GroupConfig)> {
+        let mut out = Vec::new();
+        if node.is_null() {
+            return out;
+        }
+        let Value::Map(groups) = &node.value else {
+            self.err(
+                node.pos,
+                key,
+                format!(
+                    "expected a mapping of {what} to settings, found {}",
+                    node.kind()
+                ),
+            );
+            return out;
+        };
+        for (gid, gpos, gv) in groups {
+            let gkey = format!("{key}.{gid}");
+            match id(gid) {
+                Ok(id) => {
+                    let g = self.group_config(gv, &gkey);
+                    out.push((id, g));
+                }
+                Err(why) => self.err(*gpos, &gkey, why),
+            }
+        }
+        out
+    }
+
     pub fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
         match &node.value {
             Value::Scalar(s, false) if s == "true" => Some(true),

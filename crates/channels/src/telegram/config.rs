@@ -1,7 +1,7 @@
 //! `channels.telegram`: the section's keys, defaults and validation (errors name
 //! `config.yaml:LINE:COL: channels.telegram.key`), and its secrets.
 
-use clawgate_config::yaml::{Node, Value};
+use clawgate_config::yaml::Node;
 use clawgate_config::{
     join, ChannelConfigParser, ChannelSection, Ctx, DmPolicy, GroupConfig, Secret,
 };
@@ -202,33 +202,11 @@ fn parse_section(ctx: &mut Ctx, node: &Node) -> Option<TelegramConfig> {
                 }
             }
             "groups" => {
-                if v.is_null() {
-                    continue;
-                }
-                let Value::Map(groups) = &v.value else {
-                    ctx.err(
-                        v.pos,
-                        &key,
-                        format!(
-                            "expected a mapping of chat ids to settings, found {}",
-                            v.kind()
-                        ),
-                    );
-                    continue;
-                };
-                for (gid, gpos, gv) in groups {
-                    let gkey = format!("{key}.{gid}");
-                    let Some(id) = sender_id(gid) else {
-                        ctx.err(
-                            *gpos,
-                            &gkey,
-                            "group keys are numeric chat ids (e.g. -1001234567890) or `*`",
-                        );
-                        continue;
-                    };
-                    let g = ctx.group_config(gv, &gkey);
-                    t.groups.push((id, g));
-                }
+                t.groups = ctx.group_map(v, &key, "chat ids", |gid| {
+                    sender_id(gid).ok_or_else(|| {
+                        "group keys are numeric chat ids (e.g. -1001234567890) or `*`".into()
+                    })
+                });
             }
             "textChunkLimit" => {
                 if let Some(n) = ctx.integer(v, &key, 100, 4096) {
@@ -311,6 +289,29 @@ mod tests {
             .map(|s| s.expose())
             .collect();
         assert_eq!(secrets, ["123:ABC"]);
+    }
+
+    #[test]
+    fn group_entries_are_checked_with_positions() {
+        let e = first_error(
+            "channels:\n  telegram:\n    botToken: \"1:A\"\n    groups:\n      team: {}\n",
+        );
+        assert!(
+            e.contains("5:7")
+                && e.contains("channels.telegram.groups.team")
+                && e.contains("numeric chat ids"),
+            "{e}"
+        );
+        let e = first_error("channels:\n  telegram:\n    botToken: \"1:A\"\n    groups: [1]\n");
+        assert!(
+            e.contains("expected a mapping of chat ids to settings"),
+            "{e}"
+        );
+        let e = first_error("channels:\n  telegram:\n    botToken: \"1:A\"\n    groups:\n      \"-100\": { requireMention: maybe }\n");
+        assert!(
+            e.contains("channels.telegram.groups.-100.requireMention"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `channels.whatsapp` (WhatsApp Cloud API): keys, defaults and validation (errors read
 //! `config.yaml:LINE:COL: channels.whatsapp.key`), and the secrets the channel declares.
 
-use clawgate_config::yaml::{Node, Value};
+use clawgate_config::yaml::Node;
 use clawgate_config::{
     join, ChannelConfigParser, ChannelSection, Ctx, DmPolicy, GroupConfig, Secret,
 };
@@ -251,25 +251,7 @@ fn parse_section(ctx: &mut Ctx, node: &Node) -> Option<WhatsAppConfig> {
                 }
             }
             "groups" => {
-                if v.is_null() {
-                    continue;
-                }
-                let Value::Map(groups) = &v.value else {
-                    ctx.err(
-                        v.pos,
-                        &key,
-                        format!(
-                            "expected a mapping of group ids to settings, found {}",
-                            v.kind()
-                        ),
-                    );
-                    continue;
-                };
-                for (gid, _, gv) in groups {
-                    let gkey = format!("{key}.{gid}");
-                    let g = ctx.group_config(gv, &gkey);
-                    c.groups.push((gid.clone(), g));
-                }
+                c.groups = ctx.group_map(v, &key, "group ids", |gid| Ok(gid.to_string()));
             }
             "textChunkLimit" => {
                 if let Some(n) = ctx.integer(v, &key, 100, MAX_TEXT_CHUNK_LIMIT as u64) {
