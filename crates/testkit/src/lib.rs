@@ -7,6 +7,7 @@ pub mod fake_telegram;
 pub mod fake_whatsapp;
 pub mod gateway;
 pub mod nginx;
+pub mod npm;
 mod resettable;
 pub mod ws;
 
