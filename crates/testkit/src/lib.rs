@@ -1,6 +1,7 @@
 //! Test kit: start the real `clawgate` binary on an ephemeral port, and speak raw
 //! WebSocket/HTTP to it. Everything goes over real loopback sockets.
 
+pub mod browser;
 pub mod fake_llm;
 pub mod fake_slack;
 pub mod fake_telegram;
