@@ -67,9 +67,19 @@ const BROWSER_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
 
 fn assert_security_headers(r: &Reply, port: u16) {
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{}", r.head);
+    assert_eq!(
+        r.header("x-content-type-options"),
+        Some("nosniff"),
+        "{}",
+        r.head
+    );
     assert_eq!(r.header("x-frame-options"), Some("DENY"), "{}", r.head);
-    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{}", r.head);
+    assert_eq!(
+        r.header("referrer-policy"),
+        Some("no-referrer"),
+        "{}",
+        r.head
+    );
     let csp = r.header("content-security-policy").expect("CSP");
     for part in [
         "default-src 'none'",
@@ -81,10 +91,15 @@ fn assert_security_headers(r: &Reply, port: u16) {
         assert!(csp.contains(part), "CSP lacks {part}: {csp}");
     }
     assert!(
-        csp.contains(&format!("connect-src 'self' ws://127.0.0.1:{port} wss://127.0.0.1:{port}")),
+        csp.contains(&format!(
+            "connect-src 'self' ws://127.0.0.1:{port} wss://127.0.0.1:{port}"
+        )),
         "{csp}"
     );
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
     assert!(!csp.contains('*'), "no wildcard sources: {csp}");
 }
 
@@ -187,7 +202,10 @@ fn assets_are_served_with_etags_and_unknown_ones_are_404() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert!(on_disk < 300 * 1024, "crates/gateway/ui is {on_disk} bytes");
-    assert_eq!(total as u64, on_disk, "every file in crates/gateway/ui is served");
+    assert_eq!(
+        total as u64, on_disk,
+        "every file in crates/gateway/ui is served"
+    );
 }
 
 #[test]
@@ -200,6 +218,11 @@ fn the_ui_refuses_methods_other_than_get_and_head() {
         &[("Content-Length", "0")],
     );
     assert_ne!(r.status, 200, "{}", r.head);
-    let r = http(gw.addr, "POST", "/", &[("Content-Length", "0"), ("Accept", "text/html")]);
+    let r = http(
+        gw.addr,
+        "POST",
+        "/",
+        &[("Content-Length", "0"), ("Accept", "text/html")],
+    );
     assert_eq!(r.status, 405, "{}", r.head);
 }

@@ -762,7 +762,13 @@ function prettyLine(line) {
       const t = o.timestamp || o.time || o.ts || '';
       const lvl = o.level || '';
       const target = o.target || '';
-      const msg = (o.fields && o.fields.message) || o.message || o.msg || '';
+      // clawgate writes OpenClaw's log shape: the message in "0" (further arguments in "1"…).
+      const args = [];
+      for (let i = 0; typeof o[String(i)] !== 'undefined' && i < 10; i++) {
+        const a = o[String(i)];
+        args.push(typeof a === 'string' ? a : JSON.stringify(a));
+      }
+      const msg = (o.fields && o.fields.message) || o.message || o.msg || args.join(' ');
       const rest = o.fields ? Object.entries(o.fields).filter(([k]) => k !== 'message').map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ') : '';
       return [t, lvl, target, msg, rest].filter(Boolean).join(' ');
     } catch { /* not JSON */ }

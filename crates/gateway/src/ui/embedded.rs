@@ -74,7 +74,10 @@ pub fn serve(_gw: &Gateway, req: &Request) -> Option<Response> {
         }
         0
     } else if let Some(name) = path.strip_prefix(ASSET_PREFIX) {
-        match FILES.iter().position(|f| f.name == name && name != "index.html") {
+        match FILES
+            .iter()
+            .position(|f| f.name == name && name != "index.html")
+        {
             Some(i) => i,
             None => return Some(not_found(req.headers())),
         }
@@ -97,8 +100,10 @@ fn file_response(i: usize, headers: &HeaderMap) -> Response {
         r
     } else {
         let mut r = Response::new(Body::from(f.bytes));
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(f.content_type));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(f.content_type),
+        );
         r
     };
     let h = resp.headers_mut();
