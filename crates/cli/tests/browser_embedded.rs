@@ -241,6 +241,10 @@ async fn a_page_from_another_origin_cannot_open_the_websocket_and_bad_tokens_are
                 "CLAWGATE_EVIL_URL".into(),
                 format!("http://127.0.0.1:{evil}/"),
             ),
+            ("CLAWGATE_TOKEN".into(), gw.token()),
+            ("CLAWGATE_BIN".into(), bin().display().to_string()),
+            ("CLAWGATE_HOME".into(), gw.home_path().display().to_string()),
+            ("CLAWGATE_GATEWAY_URL".into(), gw.ws_url()),
         ],
     )
     .await;
@@ -269,6 +273,28 @@ async fn a_page_from_another_origin_cannot_open_the_websocket_and_bad_tokens_are
             .contains("refused the token"),
         "{res}"
     );
+    // Device removed while connected: closed, reconnect attempted, the device token refused,
+    // a clear message and the prompt; the token pairs the browser again.
+    let history: Vec<&str> = res["connHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.starts_with("closed: Disconnected")),
+        "{history:?}"
+    );
+    assert!(
+        res["removedMessage"]
+            .as_str()
+            .unwrap()
+            .contains("device token is no longer accepted"),
+        "{res}"
+    );
+    assert_eq!(res["pairedAgain"], 1, "{res}");
     assert_eq!(res["csp"], serde_json::json!([]), "CSP violations: {res}");
     assert_eq!(console_problems(&res["console"]), Vec::<String>::new());
     assert_eq!(llm.request_count(), 0);
