@@ -6,10 +6,15 @@
 //!
 //! Screenshots go to $CLAWGATE_SCREENSHOTS when set (docs/screenshots/ is made this way).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use clawgate_testkit::fake_llm::{split_words, Step};
 use clawgate_testkit::gateway::Options;
+use clawgate_testkit::ws::RawWs;
 use clawgate_testkit::{browser, FakeLlm, FakeTelegram, GatewayProcess};
-use serde_json::Value;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -58,6 +63,50 @@ channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSe
     )
 }
 
+/// A TUI-like client behind a proxy (so not local: the gateway wants its device approved).
+struct RemoteDevice {
+    key: SigningKey,
+}
+
+impl RemoteDevice {
+    fn new() -> RemoteDevice {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).unwrap();
+        RemoteDevice {
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    fn id(&self) -> String {
+        hex::encode(Sha256::digest(self.key.verifying_key().as_bytes()))
+    }
+
+    /// Connects with the shared token and a v3 signature; returns the connect reply.
+    async fn connect(&self, gw: &GatewayProcess) -> Value {
+        let mut ws = RawWs::connect_with(gw.addr, &[("x-forwarded-for", "203.0.113.9")])
+            .await
+            .expect("upgrade");
+        let (nonce, ts) = ws.challenge().await;
+        let scopes = ["operator.read", "operator.write"];
+        let token = gw.token();
+        let payload = format!(
+            "v3|{}|openclaw-tui|ui|operator|{}|{ts}|{token}|{nonce}|linux|linux",
+            self.id(),
+            scopes.join(",")
+        );
+        let sig = URL_SAFE_NO_PAD.encode(self.key.sign(payload.as_bytes()).to_bytes());
+        ws.connect_req(json!({
+            "minProtocol": 4, "maxProtocol": 4,
+            "client": {"id": "openclaw-tui", "displayName": "phone-tui", "version": "2026.9.6",
+                       "platform": "linux", "deviceFamily": "Linux", "mode": "ui"},
+            "role": "operator", "scopes": scopes, "auth": {"token": token},
+            "device": {"id": self.id(), "publicKey": URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes()),
+                       "signature": sig, "signedAt": ts, "nonce": nonce},
+        }))
+        .await
+    }
+}
+
 /// Console lines that are failures on the gateway's own pages.
 fn console_problems(v: &Value) -> Vec<String> {
     v.as_array()
@@ -93,6 +142,10 @@ async fn embedded_ui_chats_reloads_on_the_device_token_and_approves_a_telegram_s
     let sent = tg.wait_for_sent(1, T).await;
     assert!(sent[0].text.contains("Pairing code: "), "{}", sent[0].text);
     assert_eq!(llm.request_count(), 0);
+    // A device connecting through a proxy waits for approval.
+    let remote = RemoteDevice::new();
+    let res = remote.connect(&gw).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
 
     let token = gw.token();
     let res = run(
@@ -105,6 +158,7 @@ async fn embedded_ui_chats_reloads_on_the_device_token_and_approves_a_telegram_s
             ("CLAWGATE_TOKEN".into(), token.clone()),
             ("CLAWGATE_REPLY".into(), REPLY.into()),
             ("CLAWGATE_SENDER".into(), "777".into()),
+            ("CLAWGATE_DEVICE".into(), remote.id()),
         ],
     )
     .await;
@@ -171,6 +225,10 @@ async fn embedded_ui_chats_reloads_on_the_device_token_and_approves_a_telegram_s
     );
     assert_eq!(res["csp"], serde_json::json!([]), "CSP violations: {res}");
     assert_eq!(console_problems(&res["console"]), Vec::<String>::new());
+
+    // The device approved from the UI now connects.
+    let res = remote.connect(&gw).await;
+    assert_eq!(res["ok"], true, "after approval in the UI: {res}");
 
     // The approved sender now gets an agent reply.
     tg.inject_private_text(777, "now?");

@@ -726,6 +726,7 @@ async function loadPairing() {
   du.replaceChildren();
   for (const d of devices.pending || []) {
     const li = el('li');
+    li.dataset.device = d.deviceId;
     const name = d.displayName || d.clientId || d.deviceId.slice(0, 12);
     const main = el('span', 'grow', name);
     main.append(el('span', 'meta', [d.platform, d.remoteIp, (d.scopes || []).join(', '), d.ts ? fmtTime(d.ts) : ''].filter(Boolean).join(' · ')));
@@ -741,6 +742,7 @@ async function loadPairing() {
   pu.replaceChildren();
   for (const d of devices.paired || []) {
     const li = el('li');
+    li.dataset.device = d.deviceId;
     const mine = state.identity && d.deviceId === state.identity.id;
     const main = el('span', 'grow', `${d.displayName || d.clientId || 'device'}${mine ? ' (this browser)' : ''}`);
     main.append(el('span', 'meta', [d.platform, d.approvedVia && `approved ${d.approvedVia}`, `id ${String(d.deviceId).slice(0, 12)}…`].filter(Boolean).join(' · ')));

@@ -4,6 +4,7 @@ const url = process.env.CLAWGATE_URL;
 const token = process.env.CLAWGATE_TOKEN;
 const reply = process.env.CLAWGATE_REPLY;
 const sender = process.env.CLAWGATE_SENDER;
+const device = process.env.CLAWGATE_DEVICE;
 
 const browser = await h.launch();
 const page = await browser.newPage();
@@ -85,6 +86,13 @@ await h.waitIn(page, 'the request to be gone', (id) =>
   !document.querySelector(`#sender-requests li[data-sender="${id}"]`)
   && document.querySelector('#sender-requests').innerText.includes('No channel senders waiting'), sender);
 if (!/^Approve /.test(focused || '')) throw new Error(`focused button was ${focused}`);
+// The device waiting behind the proxy: approve it too.
+await h.waitIn(page, 'the pending device', (id) =>
+  document.querySelector(`#device-requests li[data-device="${id}"]`), device);
+await page.click(`#device-requests li[data-device="${device}"] button`);
+await h.waitIn(page, 'the device to move to the paired list', (id) =>
+  !document.querySelector(`#device-requests li[data-device="${id}"]`)
+  && document.querySelector(`#devices li[data-device="${id}"]`), device);
 
 // Phone width.
 await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
