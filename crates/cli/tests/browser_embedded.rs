@@ -353,6 +353,14 @@ async fn a_page_from_another_origin_cannot_open_the_websocket_and_bad_tokens_are
         "{res}"
     );
     assert_eq!(res["pairedAgain"], 1, "{res}");
+    // Without WebCrypto Ed25519 the token-only fallback is tried and explained.
+    assert!(
+        res["noDeviceError"]
+            .as_str()
+            .unwrap()
+            .contains("cannot create a device identity"),
+        "{res}"
+    );
     assert_eq!(res["csp"], serde_json::json!([]), "CSP violations: {res}");
     assert_eq!(console_problems(&res["console"]), Vec::<String>::new());
     assert_eq!(llm.request_count(), 0);

@@ -75,5 +75,18 @@ await page.keyboard.press('Enter');
 await h.waitIn(page, 'the page to connect again', () => document.querySelector('#conn').dataset.state === 'connected');
 const pairedAgain = cli('device.pair.list').paired.filter((d) => d.clientId === 'openclaw-control-ui').length;
 const csp = await page.evaluate(() => window.__csp);
+
+// A browser without WebCrypto Ed25519 (simulated: no secure context) falls back to the token
+// alone; clawgate grants a device-less browser nothing, and the page says why.
+const plain = await browser.newPage();
+const plainConsole = h.recordConsole(plain);
+await plain.evaluateOnNewDocument(() => {
+  Object.defineProperty(window, 'isSecureContext', { value: false });
+});
+await plain.goto(`${url}#token=${encodeURIComponent(token)}`, { waitUntil: 'load' });
+const noDeviceError = await h.waitIn(plain, 'the no-device explanation', () => {
+  const e = document.querySelector('#auth-error');
+  return e && !e.hidden && e.textContent;
+});
 await browser.close();
-h.done({ evil: evilResult[0], evilClose: evilResult[1], sameOrigin, noTokenPrompt, wrongTokenError, removedMessage, connHistory, pairedAgain, csp, console: consoleLog });
+h.done({ evil: evilResult[0], evilClose: evilResult[1], sameOrigin, noTokenPrompt, wrongTokenError, removedMessage, connHistory, pairedAgain, noDeviceError, csp, console: consoleLog.concat(plainConsole) });
