@@ -128,7 +128,7 @@ async fn handle(
         (StatusCode::OK, "application/octet-stream", b.clone())
     } else if let Some(versions) = st.packages.get(path.trim_start_matches('/')) {
         let name = path.trim_start_matches('/');
-        let latest = versions.keys().last().cloned().unwrap_or_default();
+        let latest = versions.keys().next_back().cloned().unwrap_or_default();
         let doc = json!({"name": name, "dist-tags": {"latest": latest}, "versions": versions});
         (
             StatusCode::OK,
@@ -177,13 +177,12 @@ pub fn openclaw_tarball() -> PathBuf {
     tgz
 }
 
+/// Changes the bytes of one tarball entry.
+pub type Edit<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+
 /// Re-packs a gzipped tarball with the entry at `path` changed by `edit` (or, with
 /// `add`, a new regular file appended). Headers (names, modes) are kept.
-pub fn repack(
-    tgz: &Path,
-    edit: Option<(&str, &dyn Fn(&mut Vec<u8>))>,
-    add: Option<(&str, &[u8])>,
-) -> Vec<u8> {
+pub fn repack(tgz: &Path, edit: Option<Edit<'_>>, add: Option<(&str, &[u8])>) -> Vec<u8> {
     let f = std::fs::File::open(tgz).unwrap();
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
