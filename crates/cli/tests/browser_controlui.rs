@@ -70,6 +70,10 @@ agents:\n  defaults:\n    model: fake/fake-model\n",
         "CSP violations: {result:#}\n{stderr}"
     );
     let console = result["console"].as_array().unwrap();
+    // For the record (run with --nocapture): what the UI complained about, if anything.
+    for line in console.iter().filter_map(|l| l.as_str()) {
+        eprintln!("console: {line}");
+    }
     let csp_lines: Vec<_> = console
         .iter()
         .filter_map(|l| l.as_str())

@@ -14,8 +14,8 @@
 //! * `control-ui-config.json` (and its `__openclaw` aliases) needs `Authorization: Bearer`
 //!   with the shared secret or a paired device's token; failures count in the login limiter.
 //! * Paths with `..`, encoded slashes or NUL, and files whose real path leaves `root`
-//!   (symlinks) are refused. Files are read with `tokio::fs`, each at most
-//!   [`MAX_FILE_BYTES`]; only the prepared `index.html` stays in memory.
+//!   (symlinks) are refused. Files are streamed from `tokio::fs` in 64 KiB chunks (each file at
+//!   most [`MAX_FILE_BYTES`]); only the prepared `index.html` stays in memory.
 
 use crate::auth::Peer;
 use crate::http::PeerAddr;
@@ -483,9 +483,9 @@ async fn serve_target(
     } else if is_head {
         Response::new(Body::empty())
     } else {
-        match tokio::fs::read(&body_path).await {
-            Ok(bytes) if bytes.len() as u64 <= MAX_FILE_BYTES => Response::new(Body::from(bytes)),
-            _ => return not_found(),
+        match tokio::fs::File::open(&body_path).await {
+            Ok(file) => Response::new(file_body(file, body_len)),
+            Err(_) => return not_found(),
         }
     };
     let h = resp.headers_mut();
@@ -511,6 +511,37 @@ async fn serve_target(
     }
     with_headers(resp, &csp(&[]))
 }
+
+/// Streams `len` bytes of `file` in chunks of [`CHUNK`] (a response holds one chunk in
+/// memory, whatever the file's size); a file that shrank ends the body early (an error).
+fn file_body(file: tokio::fs::File, len: u64) -> Body {
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let want = left.min(CHUNK as u64) as usize;
+        let mut buf = vec![0u8; want];
+        match file.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                )),
+                (file, 0),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Bytes read from a file per body chunk.
+const CHUNK: usize = 64 * 1024;
 
 /// index.html as served: rewritten for the base path, with the CSP that allows its scripts.
 struct Prepared {
