@@ -631,16 +631,22 @@ fn exec_check(tools: &clawgate_config::ToolsConfig) -> Option<Check> {
     })
 }
 
-pub fn dashboard(flag: Option<PathBuf>) -> u8 {
+pub fn dashboard(flag: Option<PathBuf>, no_open: bool) -> u8 {
     let (cfg, _) = local_config(flag.as_deref());
     let t = target(flag.as_deref(), &ConnArgs::default());
-    let base = format!("http://{}:{}/", local_host(&cfg), cfg.gateway.port);
-    match (cfg.gateway.auth.mode, t.token, t.password) {
-        (AuthMode::None, _, _) => println!("{base}"),
-        (AuthMode::Token, Some(tok), _) => println!("{base}#token={tok}"),
+    let ui = &cfg.gateway.control_ui;
+    let base = format!(
+        "http://{}:{}{}/",
+        local_host(&cfg),
+        cfg.gateway.port,
+        ui.base_path
+    );
+    let url = match (cfg.gateway.auth.mode, t.token, t.password) {
+        (AuthMode::None, _, _) => base,
+        (AuthMode::Token, Some(tok), _) => format!("{base}#token={}", fragment_escape(&tok)),
         (AuthMode::Password, _, Some(_)) => {
-            println!("{base}");
             eprintln!("note: password mode; enter the password in the Control UI settings");
+            base
         }
         _ => return fail(
             "no gateway token found",
@@ -648,8 +654,30 @@ pub fn dashboard(flag: Option<PathBuf>) -> u8 {
                 "run `clawgate gateway run` once to generate ~/.clawgate/credentials/gateway-token",
             ),
         ),
+    };
+    println!("{url}");
+    if !ui.enabled {
+        eprintln!("note: gateway.controlUi.enabled is false; the gateway serves no browser UI");
+    } else if ui.root.is_none() {
+        eprintln!("note: no Control UI installed (gateway.controlUi.root); `clawgate ui install` fetches OpenClaw's");
+    }
+    if !no_open {
+        crate::ui::open_in_browser(&url);
     }
     0
+}
+
+/// Percent-escapes what may not stand in a URL fragment as is.
+fn fragment_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 pub async fn channels_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {

@@ -3,6 +3,7 @@
 mod chat;
 mod client;
 mod commands;
+mod ui;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,8 +36,17 @@ enum Command {
     Status(ConnArgs),
     /// Check config, permissions, bind safety, port and reachability
     Doctor,
-    /// Print the browser URL (with the token in the fragment) for the Control UI
-    Dashboard,
+    /// Print the browser URL (with the token in the fragment) for the Control UI and open it
+    Dashboard {
+        /// Only print the URL; do not start a browser
+        #[arg(long)]
+        no_open: bool,
+    },
+    /// The browser Control UI
+    Ui {
+        #[command(subcommand)]
+        command: UiCommand,
+    },
     /// Run one agent turn through the gateway, streaming the reply
     Agent {
         /// The message to send
@@ -98,6 +108,23 @@ enum GatewayCommand {
         /// Seconds to wait for the reply
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UiCommand {
+    /// Install OpenClaw's Control UI (npm package `openclaw`, dist/control-ui) and point
+    /// gateway.controlUi.root at it
+    Install {
+        /// openclaw version (default: the release clawgate is compatible with)
+        #[arg(long)]
+        version: Option<String>,
+        /// npm registry URL (default https://registry.npmjs.org)
+        #[arg(long)]
+        registry: Option<String>,
+        /// Use an existing OpenClaw install (package directory or its dist/control-ui)
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["version", "registry"])]
+        from: Option<PathBuf>,
     },
 }
 
@@ -203,7 +230,15 @@ fn main() -> ExitCode {
             Command::Health(conn) => commands::health(config, conn).await,
             Command::Status(conn) => commands::status(config, conn).await,
             Command::Doctor => commands::doctor(config).await,
-            Command::Dashboard => commands::dashboard(config),
+            Command::Dashboard { no_open } => commands::dashboard(config, no_open),
+            Command::Ui {
+                command:
+                    UiCommand::Install {
+                        version,
+                        registry,
+                        from,
+                    },
+            } => ui::install(config, version, registry, from).await,
             Command::Agent {
                 message,
                 session,

@@ -97,6 +97,60 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// `gateway.maxBufferedBytesTotal`: outbound bytes queued across all connections.
     pub max_buffered_bytes_total: usize,
+    /// `gateway.controlUi`: OpenClaw's browser Control UI served from a directory.
+    pub control_ui: ControlUiConfig,
+}
+
+/// `gateway.controlUi`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlUiConfig {
+    /// `enabled` (default true): `false` serves no browser UI at all.
+    pub enabled: bool,
+    /// `root`: a built Control UI directory (it holds `index.html`), absolute; relative
+    /// paths in the file are taken from the config file's directory.
+    pub root: Option<PathBuf>,
+    /// `basePath`: the URL prefix the UI is mounted at, normalised to `""` or `/a/b`
+    /// (leading slash, no trailing slash).
+    pub base_path: String,
+}
+
+impl Default for ControlUiConfig {
+    fn default() -> Self {
+        ControlUiConfig {
+            enabled: true,
+            root: None,
+            base_path: String::new(),
+        }
+    }
+}
+
+/// Normalises a Control UI base path: surrounding whitespace and slashes go, one leading
+/// slash is added; `""` and `"/"` mean the root. `Err` for characters that cannot appear
+/// in a URL path prefix as written (`?`, `#`, `%`, `\\`, whitespace, control characters, `.`/`..`
+/// segments, empty segments).
+pub fn normalize_base_path(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for seg in trimmed.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return Err(format!(
+                "`{raw}` is not a URL path prefix (empty, `.` or `..` segment)"
+            ));
+        }
+        if let Some(c) = seg.chars().find(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '?' | '#' | '%' | '\\' | '"' | '<' | '>')
+        }) {
+            return Err(format!(
+                "`{raw}` is not a URL path prefix (`{}` is not allowed)",
+                c.escape_default()
+            ));
+        }
+    }
+    Ok(format!("/{trimmed}"))
 }
 
 /// Default `gateway.maxConnections`.
@@ -358,6 +412,7 @@ impl Default for Config {
                 max_http_connections_per_address: DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 max_buffered_bytes_total: DEFAULT_MAX_BUFFERED_BYTES_TOTAL,
+                control_ui: ControlUiConfig::default(),
             },
             providers: Vec::new(),
             agent: AgentDefaults::default(),

@@ -160,6 +160,29 @@ pub fn config_schema(channels: &[&str]) -> Value {
                     Some(g.max_buffered_bytes_total as u64),
                 ),
             ),
+            (
+                "controlUi",
+                obj(
+                    "OpenClaw's browser Control UI, served on the gateway port.",
+                    vec![
+                        (
+                            "enabled",
+                            boolean(
+                                "Serve a browser UI at all (false: none).",
+                                g.control_ui.enabled,
+                            ),
+                        ),
+                        (
+                            "root",
+                            json!({"type": "string", "description": "A built Control UI directory holding index.html (OpenClaw's dist/control-ui; `clawgate ui install` sets it). Relative to the config file.", "minLength": 1, "examples": ["~/.clawgate/control-ui/2026.9.6"]}),
+                        ),
+                        (
+                            "basePath",
+                            json!({"type": "string", "description": "URL prefix the UI is mounted at (normalised: leading slash, no trailing slash).", "default": g.control_ui.base_path, "examples": ["/openclaw"]}),
+                        ),
+                    ],
+                ),
+            ),
         ],
     );
 

@@ -281,3 +281,55 @@ fn allowed_hosts_are_host_names() {
         assert!(e.contains("gateway.allowedHosts[0]"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn control_ui_defaults_and_base_path() {
+    let c = parse("").unwrap();
+    assert!(c.gateway.control_ui.enabled);
+    assert!(c.gateway.control_ui.root.is_none());
+    assert_eq!(c.gateway.control_ui.base_path, "");
+    let c = parse("gateway:\n  controlUi:\n    enabled: false\n    basePath: /ui/x/\n").unwrap();
+    assert!(!c.gateway.control_ui.enabled);
+    assert_eq!(c.gateway.control_ui.base_path, "/ui/x");
+    for (raw, want) in [
+        ("", ""),
+        ("/", ""),
+        ("openclaw", "/openclaw"),
+        ("//a//", "/a"),
+    ] {
+        assert_eq!(normalize_base_path(raw).unwrap(), want, "{raw}");
+    }
+    let e = first_error("gateway:\n  controlUi:\n    basePath: \"/a/../b\"\n");
+    assert!(
+        e.starts_with(
+            "config.yaml:3:15: gateway.controlUi.basePath: `/a/../b` is not a URL path prefix"
+        ),
+        "{e}"
+    );
+    let e = first_error("gateway:\n  controlUi:\n    basePath: \"/a?b\"\n");
+    assert!(e.contains("`?` is not allowed"), "{e}");
+}
+
+#[test]
+fn control_ui_root_must_hold_index_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let e = first_error(&format!("gateway:\n  controlUi:\n    root: {root}\n"));
+    assert!(
+        e.starts_with("config.yaml:3:11: gateway.controlUi.root: ")
+            && e.contains("has no index.html"),
+        "{e}"
+    );
+    let e = first_error(&format!(
+        "gateway:\n  controlUi:\n    root: {root}/missing\n"
+    ));
+    assert!(e.contains("is not a directory"), "{e}");
+    std::fs::write(dir.path().join("index.html"), "<html></html>").unwrap();
+    let c = parse(&format!("gateway:\n  controlUi:\n    root: {root}\n")).unwrap();
+    assert_eq!(c.gateway.control_ui.root.as_deref(), Some(dir.path()));
+    // Relative to the config file's directory.
+    let cfg = dir.path().join("config.yaml");
+    let c =
+        Config::parse_with_env("gateway:\n  controlUi:\n    root: .\n", &cfg, &|_| None).unwrap();
+    assert_eq!(c.gateway.control_ui.root.unwrap(), dir.path().join("."));
+}

@@ -433,6 +433,7 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
         "maxHttpConnectionsPerAddress",
         "maxConnections",
         "maxBufferedBytesTotal",
+        "controlUi",
     ];
     let Some(entries) = ctx.mapping(node, "gateway", KEYS) else {
         return;
@@ -460,6 +461,7 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                 }
             }
             "auth" => auth(ctx, v, cfg),
+            "controlUi" => control_ui(ctx, v, cfg),
             "maxHttpConnections" => {
                 if let Some(n) = ctx.integer(v, &key, 1, 1_000_000) {
                     cfg.gateway.max_http_connections = n as usize;
@@ -518,6 +520,76 @@ fn gateway(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                             ),
                         }
                     }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn control_ui(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
+    const KEYS: &[&str] = &["enabled", "root", "basePath"];
+    let Some(entries) = ctx.mapping(node, "gateway.controlUi", KEYS) else {
+        return;
+    };
+    let base_dir = Path::new(&ctx.file)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for (k, _, v) in entries {
+        let key = join("gateway.controlUi", k);
+        match k.as_str() {
+            "enabled" => {
+                if let Some(b) = ctx.boolean(v, &key) {
+                    cfg.gateway.control_ui.enabled = b;
+                }
+            }
+            "basePath" => {
+                if let Some(s) = ctx.string(v, &key) {
+                    match crate::normalize_base_path(&s) {
+                        Ok(b) => cfg.gateway.control_ui.base_path = b,
+                        Err(msg) => ctx.err(v.pos, &key, msg),
+                    }
+                }
+            }
+            "root" => {
+                if v.is_null() {
+                    continue;
+                }
+                let Some(s) = ctx.string(v, &key) else {
+                    continue;
+                };
+                let raw = s.trim();
+                if raw.is_empty() {
+                    ctx.err(
+                        v.pos,
+                        &key,
+                        "empty path (remove the key to serve no Control UI)",
+                    );
+                    continue;
+                }
+                let p = crate::validate_agent::expand_home(raw);
+                let p = if p.is_absolute() { p } else { base_dir.join(p) };
+                if !p.is_dir() {
+                    ctx.err(
+                        v.pos,
+                        &key,
+                        format!(
+                            "`{}` is not a directory (install the Control UI with `clawgate ui install`)",
+                            p.display()
+                        ),
+                    );
+                } else if !p.join("index.html").is_file() {
+                    ctx.err(
+                        v.pos,
+                        &key,
+                        format!(
+                            "`{}` has no index.html; point it at a built Control UI (OpenClaw's dist/control-ui) or run `clawgate ui install`",
+                            p.display()
+                        ),
+                    );
+                } else {
+                    cfg.gateway.control_ui.root = Some(p);
                 }
             }
             _ => {}

@@ -297,7 +297,7 @@ pub(crate) fn agents(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
     }
 }
 
-fn expand_home(p: &str) -> PathBuf {
+pub(crate) fn expand_home(p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
             return PathBuf::from(home).join(rest);

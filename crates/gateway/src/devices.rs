@@ -265,6 +265,20 @@ impl DeviceStore {
         Ok(ok.then_some(tok.scopes))
     }
 
+    /// Whether `candidate` is the current token of any paired device (any role), compared
+    /// digest against digest in constant time. For HTTP routes that get only a bearer token
+    /// (the Control UI's bootstrap config).
+    pub fn matches_any_token(&self, candidate: &str) -> Result<bool, String> {
+        let want = digest(candidate);
+        let mut found = subtle::Choice::from(0u8);
+        for d in self.store.devices().map_err(err)? {
+            for tok in self.store.device_tokens(&d.device_id).map_err(err)? {
+                found |= tok.token_sha256.ct_eq(&want);
+            }
+        }
+        Ok(found.into())
+    }
+
     /// Approves a pending request on behalf of a connection holding `approver`: it may grant
     /// only scopes it holds itself (`operator.admin` holds them all).
     pub fn approve(&self, request_id: &str, approver: &[String]) -> Result<Approval, String> {

@@ -360,8 +360,14 @@ fn is_webhook_path(gw: &Gateway, path: &str) -> bool {
 }
 
 async fn not_found(State(st): State<AppState>, req: Request) -> Response {
+    if fastwebsockets::upgrade::is_upgrade_request(&req)
+        && crate::ui::control::is_ws_path(&st.gw, req.uri().path())
+    {
+        // The Control UI mounted under a base path opens its WebSocket there.
+        return root(State(st), req).await;
+    }
     if let Some(resp) = crate::ui::serve(&st.gw, &req) {
-        return resp;
+        return resp.await;
     }
     error(StatusCode::NOT_FOUND, "not_found", "not found")
 }
@@ -377,7 +383,7 @@ async fn root(State(st): State<AppState>, mut req: Request) -> Response {
             );
         }
         if let Some(resp) = crate::ui::serve(&st.gw, &req) {
-            return resp;
+            return resp.await;
         }
         return json_ok(
             StatusCode::OK,

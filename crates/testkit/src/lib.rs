@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod fake_llm;
+pub mod fake_npm;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod fake_whatsapp;

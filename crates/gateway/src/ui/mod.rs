@@ -6,17 +6,26 @@ use crate::state::Gateway;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::Response;
+use std::sync::Arc;
 
 pub mod control;
 pub mod embedded;
 
 /// Answers a plain (non-upgrade) GET/HEAD that belongs to a browser UI, or `None` when the
-/// request is not the UI's (the caller then answers as before: JSON pointer or 404).
-pub fn serve(gw: &Gateway, req: &Request) -> Option<Response> {
+/// request is not the UI's (the caller then answers as before: JSON pointer or 404). The
+/// answer may still be reading files: await it. `gateway.controlUi.enabled: false` serves no
+/// UI at all.
+pub fn serve(gw: &Arc<Gateway>, req: &Request) -> Option<control::Pending> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return None;
     }
-    control::serve(gw, req).or_else(|| embedded::serve(gw, req))
+    if !gw.config.gateway.control_ui.enabled {
+        return None;
+    }
+    if let Some(pending) = control::serve(gw, req) {
+        return Some(pending);
+    }
+    embedded::serve(gw, req).map(|r| Box::pin(std::future::ready(r)) as control::Pending)
 }
 
 /// Whether the client asked for HTML (a browser navigating) rather than JSON.

@@ -60,6 +60,9 @@ pub fn hello_ok(gw: &Gateway, s: &Session, _peer: &Peer) -> Value {
             "buildId": format!("clawgate-{VERSION}"),
             "bootId": gw.boot_id,
             "connId": s.conn_uuid,
+            // The Control UI is the user's own build (gateway.controlUi.root): without this
+            // it compares its build id with ours and asks for a refresh forever.
+            "controlUiBuildSource": "configured",
         },
         "features": {"methods": methods::names(), "events": EVENTS, "capabilities": CAPABILITIES},
         "snapshot": snapshot,
