@@ -65,17 +65,26 @@ fn local_host(cfg: &Config) -> String {
 }
 
 /// Where and how to connect: flags, then environment, then the local config and token file.
-pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
-    let (cfg, _) = local_config(flag);
-    let url = conn
-        .url
-        .clone()
-        .or_else(|| {
-            std::env::var("CLAWGATE_GATEWAY_URL")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| format!("ws://{}:{}", local_host(&cfg), cfg.gateway.port));
+/// A config file that exists but does not load is an error here (printed, exit code 1),
+/// never a silent fall-back to the defaults — unless `--url`/$CLAWGATE_GATEWAY_URL and a
+/// credential are given, which need nothing from the file.
+pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Result<Target, u8> {
+    let (cfg, cfg_err) = local_config(flag);
+    let env_url = std::env::var("CLAWGATE_GATEWAY_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let explicit_url = conn.url.clone().or(env_url);
+    let explicit_secret = conn.token.is_some()
+        || conn.password.is_some()
+        || std::env::var("CLAWGATE_GATEWAY_TOKEN").is_ok_and(|v| !v.is_empty())
+        || std::env::var("CLAWGATE_GATEWAY_PASSWORD").is_ok_and(|v| !v.is_empty());
+    if let Some(err) = cfg_err {
+        if explicit_url.is_none() || !explicit_secret {
+            return Err(config_invalid(&cfg.path, &err));
+        }
+    }
+    let url =
+        explicit_url.unwrap_or_else(|| format!("ws://{}:{}", local_host(&cfg), cfg.gateway.port));
     let loopback_url = url_is_loopback(&url);
     let token = conn
         .token
@@ -120,11 +129,22 @@ pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
                 })
                 .flatten()
         });
-    Target {
+    Ok(Target {
         url,
         token,
         password,
+        token_file: paths::token_path(&clawgate_home()),
+    })
+}
+
+/// Prints why the config file cannot be used; returns exit code 1.
+fn config_invalid(path: &std::path::Path, errors: &str) -> u8 {
+    eprintln!("error: {} is invalid:", path.display());
+    for line in errors.lines() {
+        eprintln!("  {line}");
     }
+    eprintln!("hint: fix the file (`clawgate doctor` lists every problem), or pass --url and --token to reach a gateway without it");
+    1
 }
 
 fn url_is_loopback(url: &str) -> bool {
@@ -165,7 +185,7 @@ async fn one_call(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, u8> {
-    let t = target(flag.as_deref(), conn);
+    let t = target(flag.as_deref(), conn)?;
     let mut c = Connection::open(&t, scopes, "cli", timeout)
         .await
         .map_err(|e| print_client_error(&e, &t))?;
@@ -307,7 +327,10 @@ fn print_checks(checks: &[Check], json_out: bool) -> u8 {
 }
 
 pub async fn gateway_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
-    let t = target(flag.as_deref(), &conn);
+    let t = match target(flag.as_deref(), &conn) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let hp = host_port(&t.url);
     let mut checks = Vec::new();
     let running = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&hp))
@@ -484,7 +507,22 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             }
         }
     }
-    let t = target(flag.as_deref(), &ConnArgs::default());
+    // With an invalid config the port and token are unknown: say so rather than probing
+    // the defaults (which may be another gateway).
+    let t = match cfg_err {
+        Some(_) => None,
+        None => target(flag.as_deref(), &ConnArgs::default()).ok(),
+    };
+    let Some(t) = t else {
+        checks.push(Check {
+            name: "gateway",
+            ok: false,
+            detail: "not checked: the port and token come from the invalid config above".into(),
+            fix: None,
+        });
+        let code = print_checks(&checks, false);
+        return code.max(print_channel_checks(&channel_checks));
+    };
     let hp = host_port(&t.url);
     let listening =
         tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&hp))
@@ -633,7 +671,10 @@ fn exec_check(tools: &clawgate_config::ToolsConfig) -> Option<Check> {
 
 pub fn dashboard(flag: Option<PathBuf>) -> u8 {
     let (cfg, _) = local_config(flag.as_deref());
-    let t = target(flag.as_deref(), &ConnArgs::default());
+    let t = match target(flag.as_deref(), &ConnArgs::default()) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let base = format!("http://{}:{}/", local_host(&cfg), cfg.gateway.port);
     match (cfg.gateway.auth.mode, t.token, t.password) {
         (AuthMode::None, _, _) => println!("{base}"),

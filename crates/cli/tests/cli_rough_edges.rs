@@ -1,0 +1,190 @@
+//! Rough edges a new user hit with the `clawgate` CLI (issue 11 §4), each against the real
+//! binary: an invalid config is reported where it is wrong instead of silently replaced by
+//! the defaults, errors are printed once, hints name the real wait, home and port.
+
+use clawgate_testkit::fake_llm::Step;
+use clawgate_testkit::gateway::Options;
+use clawgate_testkit::{FakeLlm, GatewayProcess};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_clawgate"))
+}
+
+/// The CLI with only `home` as its environment of note (no URL/token from the caller).
+fn cli(home: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("CLAWGATE_HOME", home)
+        .env_remove("CLAWGATE_GATEWAY_TOKEN")
+        .env_remove("CLAWGATE_GATEWAY_URL")
+        .env_remove("CLAWGATE_GATEWAY_PASSWORD")
+        .env_remove("CLAWGATE_CONFIG")
+        .env_remove("NOPE_ROUGH_TOKEN")
+        .output()
+        .expect("run clawgate")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn an_invalid_config_is_reported_with_its_position_not_replaced_by_defaults() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!("gateway:\n  port: {port}\n  auth:\n    token: ${{NOPE_ROUGH_TOKEN}}\n"),
+    )
+    .unwrap();
+    for args in [
+        &["health"][..],
+        &["gateway", "status"],
+        &["agent", "-m", "hi"],
+    ] {
+        let out = cli(home.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("config.yaml is invalid"), "{args:?}: {err}");
+        assert!(
+            err.contains("config.yaml:4:12: gateway.auth.token: environment variable NOPE_ROUGH_TOKEN is not set"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("cannot reach"), "no fall-back probe: {err}");
+        assert!(!err.contains("18789"), "no default port: {err}");
+    }
+    // doctor lists the problem and does not probe a port it cannot know.
+    let out = cli(home.path(), &["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let so = text(&out.stdout);
+    assert!(so.contains("NOPE_ROUGH_TOKEN is not set"), "{so}");
+    assert!(so.contains("not checked"), "{so}");
+    assert!(!so.contains("18789"), "{so}");
+}
+
+#[test]
+fn an_invalid_local_config_does_not_block_an_explicit_target() {
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "gateway:\n  port: [oops]\n",
+    )
+    .unwrap();
+    let url = gw.ws_url();
+    let token = gw.token();
+    let out = cli(
+        home.path(),
+        &[
+            "gateway", "call", "health", "--url", &url, "--token", &token,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Without a credential the file would be needed: refused with the reason.
+    let out = cli(home.path(), &["gateway", "call", "health", "--url", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("config.yaml is invalid"));
+}
+
+#[test]
+fn a_failed_agent_run_prints_its_error_once() {
+    let fake = FakeLlm::start_blocking();
+    fake.push(Step::status(401));
+    let cfg = format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      apiKey: sk-rough-edge\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n",
+        fake.openai_base_url()
+    );
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(cfg),
+            ..Options::default()
+        },
+    );
+    let out = gw
+        .cli(bin())
+        .args(["agent", "--message", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "one error line: {err}");
+    assert!(err.contains("refused the API key"), "{err}");
+    assert!(!err.contains("sk-rough-edge"), "{err}");
+}
+
+#[test]
+fn the_lockout_hint_names_the_servers_wait() {
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(
+                "gateway:\n  auth:\n    rateLimit: { maxAttempts: 2, windowMs: 60000, lockoutMs: 90000 }\n"
+                    .into(),
+            ),
+            ..Options::default()
+        },
+    );
+    let url = gw.ws_url();
+    let home = gw.home_path();
+    let mut last = String::new();
+    for _ in 0..3 {
+        let out = cli(&home, &["health", "--url", &url, "--token", "wrong"]);
+        assert_eq!(out.status.code(), Some(1));
+        last = text(&out.stderr);
+    }
+    assert!(last.contains("too many failed attempts"), "{last}");
+    let secs: u64 = last
+        .split("wait ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in the hint: {last}"));
+    assert!((60..=90).contains(&secs), "wait {secs} s: {last}");
+}
+
+#[test]
+fn hints_name_the_real_home_and_port() {
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let url = gw.ws_url();
+    let home = gw.home_path();
+    let out = cli(&home, &["health", "--url", &url, "--token", "wrong"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let token_file = home.join("credentials/gateway-token");
+    assert!(
+        err.contains(&token_file.display().to_string()),
+        "hint names {}: {err}",
+        token_file.display()
+    );
+    assert!(!err.contains("~/.clawgate"), "{err}");
+
+    let port = free_port();
+    let out = cli(
+        &home,
+        &[
+            "health",
+            "--url",
+            &format!("ws://127.0.0.1:{port}"),
+            "--token",
+            "t",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("ssh -N -L {port}:127.0.0.1:{port}")),
+        "tunnel hint uses the port: {err}"
+    );
+    assert!(!err.contains("18789"), "{err}");
+}
