@@ -430,6 +430,17 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             detail: format!("{} mode {mode:o}", path.display()),
             fix: (!ok).then(|| format!("chmod 600 {}", path.display())),
         });
+        if cfg_err.is_none() {
+            let warning = cfg.exposed_secrets_warning();
+            checks.push(Check {
+                name: "config-secrets",
+                ok: warning.is_none(),
+                detail: warning
+                    .clone()
+                    .unwrap_or_else(|| "no inline secret is readable by other users".into()),
+                fix: warning.map(|_| format!("chmod 600 {}", path.display())),
+            });
+        }
     }
     match paths::mode_of(&home) {
         Some(mode) => {
@@ -472,6 +483,7 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
         Ok(addrs) => {
             let refusal = exposure::check(
                 &cfg.gateway.host,
+                "gateway.host",
                 &addrs,
                 cfg.gateway.auth.mode,
                 secret.as_ref(),
@@ -485,7 +497,7 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
                     (None, true) => format!("{} is loopback only", cfg.gateway.host),
                     (None, false) => format!("{} is reachable from other machines (auth {} is strong)", cfg.gateway.host, cfg.gateway.auth.mode.as_str()),
                 },
-                fix: refusal.map(|_| "keep gateway.host: 127.0.0.1 and use `ssh -L 18789:127.0.0.1:18789 user@host`, or a reverse proxy with auth".into()),
+                fix: refusal.map(|_| format!("keep gateway.host: 127.0.0.1 and use `ssh -N -L {p}:127.0.0.1:{p} user@host`, or a reverse proxy with auth", p = cfg.gateway.port)),
             });
         }
         Err(e) => checks.push(Check {

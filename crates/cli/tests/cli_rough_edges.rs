@@ -188,3 +188,131 @@ fn hints_name_the_real_home_and_port() {
     );
     assert!(!err.contains("18789"), "{err}");
 }
+
+/// Runs `clawgate gateway run` with `args` until it exits (deadline 20 s); (code, stderr).
+fn run_until_exit(home: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .args(["gateway", "run"])
+        .args(args)
+        .env("CLAWGATE_HOME", home)
+        .env_remove("CLAWGATE_CONFIG")
+        .env_remove("CLAWGATE_GATEWAY_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gateway run did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), text(&out.stderr))
+}
+
+#[test]
+fn port_in_use_by_a_silent_program_is_explained_and_a_free_port_proposed() {
+    // A program that accepts connections and never answers.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = other.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in other.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let home = tempfile::tempdir().unwrap();
+    let (code, err) = run_until_exit(home.path(), &["--port", &busy.to_string()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(err.contains("did not answer HTTP"), "explained: {err}");
+    let proposed: u16 = err
+        .split("--port ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a port is proposed: {err}"));
+    assert_ne!(proposed, busy, "{err}");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", proposed)).is_ok(),
+        "the proposed port {proposed} is free"
+    );
+}
+
+#[test]
+fn a_refusal_caused_by_the_host_flag_names_the_flag_and_the_port() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "gateway:\n  auth:\n    mode: none\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let (code, err) = run_until_exit(
+        home.path(),
+        &["--host", "0.0.0.0", "--port", &port.to_string()],
+    );
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("--host is `0.0.0.0`"), "{err}");
+    assert!(!err.contains("gateway.host is"), "{err}");
+    assert!(
+        err.contains(&format!("ssh -N -L {port}:127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn inline_secrets_in_a_world_readable_config_are_warned_about_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let token = "c".repeat(64);
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "gateway:\n  port: {}\n  auth:\n    token: {token}\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let gw = GatewayProcess::start_in(bin(), home, Options::default());
+    let home = gw.home_path();
+    let cfg = home.join("config.yaml");
+    let want = format!("run `chmod 600 {}`", cfg.display());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gw.stderr_text().contains("secret(s) inline") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning: {}",
+            gw.stderr_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let err = gw.stderr_text();
+    assert!(err.contains(&want), "{err}");
+    assert!(!err.contains(&token), "the warning never shows the secret");
+    let out = cli(&home, &["doctor"]);
+    let so = text(&out.stdout);
+    assert!(so.contains("secret(s) inline"), "{so}");
+    assert!(!so.contains(&token));
+
+    // The same mode with the secret in an environment variable is fine.
+    std::fs::write(&cfg, "gateway:\n  auth:\n    token: ${ROUGH_EDGE_TOKEN}\n").unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(bin())
+        .args(["doctor"])
+        .env("CLAWGATE_HOME", &home)
+        .env("ROUGH_EDGE_TOKEN", &token)
+        .env_remove("CLAWGATE_CONFIG")
+        .output()
+        .unwrap();
+    let so = text(&out.stdout);
+    assert!(so.contains("no inline secret is readable"), "{so}");
+}
