@@ -597,6 +597,9 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
     code.max(print_channel_checks(&channel_checks))
 }
 
+/// How recent a receiver failure makes doctor report the channel as restarting.
+const RESTARTING_WINDOW_MS: i64 = 120_000;
+
 /// The running gateway's view of each channel (from `channels.status`).
 fn live_channel_checks(v: &Value) -> Vec<(&'static str, DoctorCheck)> {
     let mut out = Vec::new();
@@ -612,8 +615,32 @@ fn live_channel_checks(v: &Value) -> Vec<(&'static str, DoctorCheck)> {
             .unwrap_or_default()
         {
             let mode = a["mode"].as_str().unwrap_or("?");
-            let check = if a["connected"] == true {
-                DoctorCheck::ok(format!("gateway: running, connected ({mode})"))
+            // A receiver that failed within the last two minutes is restarting, whatever
+            // its connected flag says this instant.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let recent_stop = a["lastStopAt"]
+                .as_i64()
+                .is_some_and(|t| now - t < RESTARTING_WINDOW_MS);
+            let restarts = a["restarts"].as_u64().unwrap_or(0);
+            let check = if recent_stop {
+                let why = a["lastError"].as_str().unwrap_or("unknown error");
+                DoctorCheck::fail(
+                    format!("gateway: restarting ({mode}; {restarts} restart(s)): {why}"),
+                    format!(
+                        "see `clawgate logs` and `clawgate channels status`; {}",
+                        plugin.setup_hint()
+                    ),
+                )
+            } else if a["connected"] == true {
+                match a["lastError"].as_str() {
+                    Some(e) => DoctorCheck::warn(
+                        format!("gateway: running, connected ({mode}), last error: {e}"),
+                        "see `clawgate channels status`",
+                    ),
+                    None => DoctorCheck::ok(format!("gateway: running, connected ({mode})")),
+                }
             } else {
                 let why = a["lastError"].as_str().unwrap_or("not connected yet");
                 DoctorCheck::fail(

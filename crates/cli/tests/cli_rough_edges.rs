@@ -316,3 +316,163 @@ fn inline_secrets_in_a_world_readable_config_are_warned_about_with_the_fix() {
     let so = text(&out.stdout);
     assert!(so.contains("no inline secret is readable"), "{so}");
 }
+
+/// `channels.status` account row of Telegram, through the real CLI.
+fn telegram_account(gw: &GatewayProcess) -> serde_json::Value {
+    let out = gw
+        .cli(bin())
+        .args(["channels", "status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["channelAccounts"]["telegram"][0].clone()
+}
+
+fn wait_account(
+    gw: &GatewayProcess,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let a = telegram_account(gw);
+        if pred(&a) {
+            return a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {a}\n{}",
+            gw.stderr_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn doctor_reports_a_restarting_channel_and_a_recovered_one_drops_its_old_error() {
+    use clawgate_testkit::fake_telegram::Fault;
+    use clawgate_testkit::FakeTelegram;
+    let tg = FakeTelegram::start_blocking();
+    let cfg = format!(
+        "channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n",
+        tg.token(),
+        tg.api_root()
+    );
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(cfg),
+            ..Options::default()
+        },
+    );
+    wait_account(&gw, "connected", |a| a["connected"] == true);
+    // A conflict (another poller) is reported while it lasts, and gone once polls succeed.
+    let polls = tg.call_count("getupdates");
+    tg.fail_next(
+        "getUpdates",
+        Fault::Status(
+            409,
+            "Conflict: terminated by other getUpdates request".into(),
+        ),
+    );
+    wait_account(&gw, "the conflict is reported", |a| {
+        a["connected"] == false
+            && a["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("conflict"))
+    });
+    let a = wait_account(&gw, "the conflict is over", |a| {
+        tg.call_count("getupdates") >= polls + 3 && a["connected"] == true
+    });
+    assert!(a["lastError"].is_null(), "no stale conflict error: {a}");
+    // A failure that ends the receiver: it restarts after its backoff and polls again.
+    tg.fail_next("getUpdates", Fault::Status(401, "Unauthorized".into()));
+    let a = wait_account(&gw, "recovered after a restart", |a| {
+        a["restarts"].as_u64() >= Some(1)
+            && a["connected"] == true
+            && a["lastPollAt"].as_i64() > a["lastStartAt"].as_i64()
+    });
+    assert!(
+        a["lastError"].is_null(),
+        "a recovered channel shows no stale error: {a}"
+    );
+    assert!(a["lastStopAt"].as_i64().is_some(), "{a}");
+    // Doctor does not call a channel that failed moments ago healthy.
+    let out = gw.cli(bin()).args(["doctor"]).output().unwrap();
+    let so = text(&out.stdout);
+    assert!(so.contains("restarting"), "{so}");
+    assert!(so.contains("1 restart(s)"), "{so}");
+    assert_eq!(out.status.code(), Some(1), "{so}");
+}
+
+#[test]
+fn the_log_names_runs_provider_errors_and_send_failures_not_every_connection() {
+    use clawgate_testkit::fake_telegram::Fault;
+    use clawgate_testkit::FakeTelegram;
+    let fake = FakeLlm::start_blocking();
+    let tg = FakeTelegram::start_blocking();
+    let cfg = format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      apiKey: sk-log-secret-123\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n\
+channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n    dmPolicy: open\n    allowFrom: [\"*\"]\n",
+        fake.openai_base_url(),
+        tg.token(),
+        tg.api_root()
+    );
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(cfg),
+            ..Options::default()
+        },
+    );
+    // One good turn and one the provider refuses, from the CLI.
+    fake.push(Step::text("fine"));
+    let out = gw
+        .cli(bin())
+        .args(["agent", "-m", "hi", "--session", "log-a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    fake.push(Step::status(401));
+    let out = gw
+        .cli(bin())
+        .args(["agent", "-m", "hi", "--session", "log-b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // A Telegram reply whose first send fails transiently.
+    tg.fail_next("sendMessage", Fault::HtmlError(502));
+    fake.push(Step::text("hello telegram"));
+    tg.inject_private_text(4242, "hi bot");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tg.sent_messages().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.stderr_text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = gw.stderr_text();
+    let line = |needle: &str, and: &str| {
+        log.lines()
+            .find(|l| l.contains(needle) && l.contains(and))
+            .unwrap_or_else(|| panic!("no log line with `{needle}` and `{and}`:\n{log}"))
+            .to_string()
+    };
+    assert!(line("agent run started", "log-a").contains(" INFO "));
+    let done = line("agent run finished", "log-a");
+    assert!(
+        done.contains(" INFO ") && done.contains("fake/fake-model"),
+        "{done}"
+    );
+    let failed = line("agent run failed", "log-b");
+    assert!(
+        failed.contains(" WARN ") && failed.contains("refused the API key"),
+        "{failed}"
+    );
+    assert!(failed.contains("run="), "the run id is named: {failed}");
+    let retry = line("reply not sent, retrying", "telegram");
+    assert!(retry.contains(" WARN "), "{retry}");
+    assert!(
+        !log.contains("client connected"),
+        "connection chatter is debug:\n{log}"
+    );
+    assert!(!log.contains("sk-log-secret-123"), "no secret in the log");
+}
