@@ -476,3 +476,50 @@ channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSe
     );
     assert!(!log.contains("sk-log-secret-123"), "no secret in the log");
 }
+
+/// The tool names of the first request the fake LLM saw.
+fn offered_tools(fake: &FakeLlm) -> Vec<String> {
+    fake.requests()[0].body["tools"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_is_not_offered_to_the_model_when_its_mode_is_deny() {
+    for (tools, offered) in [
+        ("", false),
+        ("tools:\n  exec:\n    mode: deny\n", false),
+        (
+            "tools:\n  exec:\n    mode: allowlist\n    allowlist: [ls]\n    sandbox: none\n",
+            true,
+        ),
+    ] {
+        let fake = FakeLlm::start_blocking();
+        fake.push(Step::text("ok"));
+        let cfg = format!(
+            "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n{tools}",
+            fake.openai_base_url()
+        );
+        let gw = GatewayProcess::start(
+            bin(),
+            Options {
+                config: Some(cfg),
+                ..Options::default()
+            },
+        );
+        let out = gw.cli(bin()).args(["agent", "-m", "hi"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let names = offered_tools(&fake);
+        assert!(names.contains(&"read".to_string()), "{names:?}");
+        assert_eq!(
+            names.contains(&"exec".to_string()),
+            offered,
+            "{tools}: {names:?}"
+        );
+    }
+}
