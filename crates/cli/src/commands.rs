@@ -431,6 +431,14 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             fix: (!ok).then(|| format!("chmod 600 {}", path.display())),
         });
         if cfg_err.is_none() {
+            for w in cfg.warnings() {
+                checks.push(Check {
+                    name: "config-values",
+                    ok: false,
+                    detail: w,
+                    fix: None,
+                });
+            }
             let warning = cfg.exposed_secrets_warning();
             checks.push(Check {
                 name: "config-secrets",

@@ -523,3 +523,29 @@ fn exec_is_not_offered_to_the_model_when_its_mode_is_deny() {
         );
     }
 }
+
+#[test]
+fn an_openai_compatible_base_url_without_v1_is_warned_about() {
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(
+                "models:\n  providers:\n    local:\n      baseUrl: http://127.0.0.1:11434\n      models: [llama3.1]\n    ok:\n      baseUrl: http://127.0.0.1:11434/v1\n      models: [llama3.1]\n"
+                    .into(),
+            ),
+            ..Options::default()
+        },
+    );
+    let want = "use http://127.0.0.1:11434/v1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gw.stderr_text().contains(want) {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.stderr_text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let err = gw.stderr_text();
+    assert!(err.contains("models.providers.local.baseUrl"), "{err}");
+    assert!(!err.contains("models.providers.ok.baseUrl"), "{err}");
+    let out = gw.cli(bin()).args(["doctor"]).output().unwrap();
+    let so = text(&out.stdout);
+    assert!(so.contains(want), "{so}");
+}

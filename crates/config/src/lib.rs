@@ -420,6 +420,28 @@ impl Config {
         })
     }
 
+    /// Settings that load but probably do not do what the user meant, one sentence each
+    /// with the fix (logged at start-up, listed by `clawgate doctor`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.providers {
+            if p.api != ProviderApi::OpenAiCompletions {
+                continue;
+            }
+            let rest = p.base_url.split_once("://").map_or("", |(_, r)| r);
+            let path = rest.find('/').map_or("", |i| &rest[i..]);
+            if path.trim_end_matches('/').is_empty() {
+                let base = p.base_url.trim_end_matches('/');
+                out.push(format!(
+                    "models.providers.{}.baseUrl is `{}` with no path: requests would go to {base}/chat/completions, \
+                     but OpenAI-compatible servers (Ollama, LM Studio, vLLM, llama.cpp) serve that under /v1; use {base}/v1",
+                    p.id, p.base_url
+                ));
+            }
+        }
+        out
+    }
+
     /// The section of channel `name`, when configured.
     pub fn channel(&self, name: &str) -> Option<&ChannelEntry> {
         self.channels.iter().find(|c| c.name == name)

@@ -189,6 +189,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     if let Some(w) = config.exposed_secrets_warning() {
         warn!("{w}");
     }
+    for w in config.warnings() {
+        warn!("{w}");
+    }
 
     raise_nofile_limit();
     let listener = bind(&addrs).await?;
