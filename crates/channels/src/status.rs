@@ -15,6 +15,9 @@ pub struct ChannelStatus {
     pub last_poll_instant: Option<Instant>,
     pub restarts: u64,
     pub stalls: u64,
+    /// When the receiver last started / last stopped (failed, stalled) — ms since the epoch.
+    pub last_start_at: Option<i64>,
+    pub last_stop_at: Option<i64>,
     pub bot_username: Option<String>,
 }
 
@@ -42,9 +45,13 @@ impl StatusCell {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A receive cycle completed: the receiver is alive and connected.
+    /// A receive cycle completed: the receiver is alive and connected. The error that
+    /// took it down before is history now (it stays in the log), not its current state.
     pub fn polled(&self) {
         self.update(|s| {
+            if !s.connected {
+                s.last_error = None;
+            }
             s.last_poll_at = Some(now_ms());
             s.last_poll_instant = Some(Instant::now());
             s.connected = true;

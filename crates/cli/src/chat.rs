@@ -16,14 +16,16 @@ fn new_key() -> String {
 }
 
 /// Prints `chat` deltas of `run_id` as they arrive; returns the frame that ends the wait
-/// (`res` with `final_id`, or the run's terminal `chat` event when `final_id` is `None`).
+/// (`res` with `final_id`, or the run's terminal `chat` event when `final_id` is `None`)
+/// and whether the run's error or abort was already printed (so it is not printed twice).
 async fn stream_until(
     conn: &mut Connection,
     run_id: &str,
     final_id: Option<&str>,
     print: bool,
-) -> Result<Value, ClientError> {
+) -> Result<(Value, bool), ClientError> {
     let mut printed = String::new();
+    let mut reported = false;
     loop {
         let f = conn.next_frame().await?;
         if f["type"] == "event" && f["event"] == "chat" && f["payload"]["runId"] == run_id {
@@ -43,17 +45,19 @@ async fn stream_until(
                     if print {
                         finish_line(p, &printed);
                     }
-                    return Ok(f);
+                    let failed = print && p["state"] != "final";
+                    return Ok((f, failed));
                 }
                 Some("final") | Some("error") | Some("aborted") if print => {
-                    finish_line(p, &printed)
+                    finish_line(p, &printed);
+                    reported = p["state"] != "final";
                 }
                 _ => {}
             }
         }
         if let Some(id) = final_id {
             if f["type"] == "res" && f["id"] == id && f["payload"]["status"] != "accepted" {
-                return Ok(f);
+                return Ok((f, reported));
             }
         }
     }
@@ -92,7 +96,10 @@ pub async fn agent(
     message: String,
     session: Option<String>,
 ) -> u8 {
-    let t = target(flag.as_deref(), &conn);
+    let t = match target(flag.as_deref(), &conn) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let mut c = match Connection::open(&t, SCOPES, "cli", Duration::from_secs(10)).await {
         Ok(c) => c,
         Err(e) => return print_client_error(&e, &t),
@@ -109,13 +116,14 @@ pub async fn agent(
     let res = stream_until(&mut c, &run_id, Some(&id), !conn.json).await;
     c.close().await;
     match res {
-        Ok(f) if conn.json => {
+        Ok((f, _)) if conn.json => {
             println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
             u8::from(f["ok"] != true || f["payload"]["status"] != "ok")
         }
-        Ok(f) if f["ok"] == true && f["payload"]["status"] == "ok" => 0,
-        Ok(f) if f["ok"] == true => 1,
-        Ok(f) => {
+        Ok((f, _)) if f["ok"] == true && f["payload"]["status"] == "ok" => 0,
+        Ok((f, _)) if f["ok"] == true => 1,
+        Ok((_, true)) => 1,
+        Ok((f, false)) => {
             eprintln!(
                 "error: {}",
                 f["error"]["message"].as_str().unwrap_or("the run failed")
@@ -127,7 +135,10 @@ pub async fn agent(
 }
 
 pub async fn chat(flag: Option<PathBuf>, conn: ConnArgs, session: Option<String>) -> u8 {
-    let t = target(flag.as_deref(), &conn);
+    let t = match target(flag.as_deref(), &conn) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let mut c = match Connection::open(&t, SCOPES, "cli", Duration::from_secs(10)).await {
         Ok(c) => c,
         Err(e) => return print_client_error(&e, &t),

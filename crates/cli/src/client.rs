@@ -16,6 +16,8 @@ pub struct Target {
     pub url: String,
     pub token: Option<String>,
     pub password: Option<String>,
+    /// Where the local gateway keeps its token (for hints).
+    pub token_file: std::path::PathBuf,
 }
 
 /// An RPC error from the gateway (`res.ok == false`).
@@ -24,6 +26,8 @@ pub struct RpcError {
     pub code: String,
     pub message: String,
     pub details: Value,
+    /// `error.retryAfterMs` (rate limits).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl std::fmt::Display for RpcError {
@@ -65,25 +69,53 @@ impl ClientError {
     /// A one-line suggestion for the user.
     pub fn hint(&self, target: &Target) -> Option<String> {
         match self {
-            ClientError::Unreachable(_) => Some(format!(
-                "is the gateway running? start it with `clawgate gateway run` (target {}; on another machine use `ssh -L 18789:127.0.0.1:18789 user@host`)",
-                target.url
-            )),
+            ClientError::Unreachable(_) => {
+                let port = target.port();
+                Some(format!(
+                    "is the gateway running? start it with `clawgate gateway run` (target {}; on another machine use `ssh -N -L {port}:127.0.0.1:{port} user@host`)",
+                    target.url
+                ))
+            }
             ClientError::Refused(e) => match e.details.get("code").and_then(Value::as_str) {
-                Some("AUTH_TOKEN_MISMATCH" | "AUTH_TOKEN_MISSING") => Some(
-                    "the token does not match: use the one in ~/.clawgate/credentials/gateway-token (or $CLAWGATE_HOME), or pass --token".into(),
-                ),
+                Some("AUTH_TOKEN_MISMATCH" | "AUTH_TOKEN_MISSING") => Some(format!(
+                    "the token does not match: use the one in {} (the gateway's $CLAWGATE_HOME), or pass --token",
+                    target.token_file.display()
+                )),
                 Some("AUTH_PASSWORD_MISMATCH" | "AUTH_PASSWORD_MISSING") => {
                     Some("pass the gateway password with --password or CLAWGATE_GATEWAY_PASSWORD".into())
                 }
-                Some("AUTH_RATE_LIMITED") => Some(format!(
-                    "too many failed attempts from this address; wait {} s and retry with the right token",
-                    e.details.get("retryAfterMs").and_then(Value::as_u64).unwrap_or(0).div_ceil(1000)
-                )),
+                Some("AUTH_RATE_LIMITED") => Some(match e.retry_after_ms {
+                    Some(ms) => format!(
+                        "too many failed attempts from this address; wait {} s and retry with the right token",
+                        ms.div_ceil(1000).max(1)
+                    ),
+                    None => "too many failed attempts from this address; wait a while and retry with the right token".into(),
+                }),
                 _ => None,
             },
             _ => None,
         }
+    }
+}
+
+impl Target {
+    /// The port of the target URL (the scheme's default when it has none).
+    pub fn port(&self) -> u16 {
+        let rest = self
+            .url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or(&self.url);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let port = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => p.parse().ok(),
+            _ => None,
+        };
+        port.unwrap_or(if self.url.starts_with("wss:") {
+            443
+        } else {
+            80
+        })
     }
 }
 
@@ -113,6 +145,10 @@ fn rpc_error(v: &Value) -> RpcError {
             .unwrap_or("")
             .to_string(),
         details: e.get("details").cloned().unwrap_or(Value::Null),
+        retry_after_ms: e
+            .get("retryAfterMs")
+            .or_else(|| e.get("details").and_then(|d| d.get("retryAfterMs")))
+            .and_then(Value::as_u64),
     }
 }
 

@@ -65,17 +65,26 @@ fn local_host(cfg: &Config) -> String {
 }
 
 /// Where and how to connect: flags, then environment, then the local config and token file.
-pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
-    let (cfg, _) = local_config(flag);
-    let url = conn
-        .url
-        .clone()
-        .or_else(|| {
-            std::env::var("CLAWGATE_GATEWAY_URL")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| format!("ws://{}:{}", local_host(&cfg), cfg.gateway.port));
+/// A config file that exists but does not load is an error here (printed, exit code 1),
+/// never a silent fall-back to the defaults — unless `--url`/$CLAWGATE_GATEWAY_URL and a
+/// credential are given, which need nothing from the file.
+pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Result<Target, u8> {
+    let (cfg, cfg_err) = local_config(flag);
+    let env_url = std::env::var("CLAWGATE_GATEWAY_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let explicit_url = conn.url.clone().or(env_url);
+    let explicit_secret = conn.token.is_some()
+        || conn.password.is_some()
+        || std::env::var("CLAWGATE_GATEWAY_TOKEN").is_ok_and(|v| !v.is_empty())
+        || std::env::var("CLAWGATE_GATEWAY_PASSWORD").is_ok_and(|v| !v.is_empty());
+    if let Some(err) = cfg_err {
+        if explicit_url.is_none() || !explicit_secret {
+            return Err(config_invalid(&cfg.path, &err));
+        }
+    }
+    let url =
+        explicit_url.unwrap_or_else(|| format!("ws://{}:{}", local_host(&cfg), cfg.gateway.port));
     let loopback_url = url_is_loopback(&url);
     let token = conn
         .token
@@ -120,11 +129,22 @@ pub fn target(flag: Option<&std::path::Path>, conn: &ConnArgs) -> Target {
                 })
                 .flatten()
         });
-    Target {
+    Ok(Target {
         url,
         token,
         password,
+        token_file: paths::token_path(&clawgate_home()),
+    })
+}
+
+/// Prints why the config file cannot be used; returns exit code 1.
+fn config_invalid(path: &std::path::Path, errors: &str) -> u8 {
+    eprintln!("error: {} is invalid:", path.display());
+    for line in errors.lines() {
+        eprintln!("  {line}");
     }
+    eprintln!("hint: fix the file (`clawgate doctor` lists every problem), or pass --url and --token to reach a gateway without it");
+    1
 }
 
 fn url_is_loopback(url: &str) -> bool {
@@ -165,7 +185,7 @@ async fn one_call(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, u8> {
-    let t = target(flag.as_deref(), conn);
+    let t = target(flag.as_deref(), conn)?;
     let mut c = Connection::open(&t, scopes, "cli", timeout)
         .await
         .map_err(|e| print_client_error(&e, &t))?;
@@ -307,7 +327,10 @@ fn print_checks(checks: &[Check], json_out: bool) -> u8 {
 }
 
 pub async fn gateway_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
-    let t = target(flag.as_deref(), &conn);
+    let t = match target(flag.as_deref(), &conn) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let hp = host_port(&t.url);
     let mut checks = Vec::new();
     let running = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&hp))
@@ -407,6 +430,25 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             detail: format!("{} mode {mode:o}", path.display()),
             fix: (!ok).then(|| format!("chmod 600 {}", path.display())),
         });
+        if cfg_err.is_none() {
+            for w in cfg.warnings() {
+                checks.push(Check {
+                    name: "config-values",
+                    ok: false,
+                    detail: w,
+                    fix: None,
+                });
+            }
+            let warning = cfg.exposed_secrets_warning();
+            checks.push(Check {
+                name: "config-secrets",
+                ok: warning.is_none(),
+                detail: warning
+                    .clone()
+                    .unwrap_or_else(|| "no inline secret is readable by other users".into()),
+                fix: warning.map(|_| format!("chmod 600 {}", path.display())),
+            });
+        }
     }
     match paths::mode_of(&home) {
         Some(mode) => {
@@ -449,6 +491,7 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
         Ok(addrs) => {
             let refusal = exposure::check(
                 &cfg.gateway.host,
+                "gateway.host",
                 &addrs,
                 cfg.gateway.auth.mode,
                 secret.as_ref(),
@@ -462,7 +505,7 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
                     (None, true) => format!("{} is loopback only", cfg.gateway.host),
                     (None, false) => format!("{} is reachable from other machines (auth {} is strong)", cfg.gateway.host, cfg.gateway.auth.mode.as_str()),
                 },
-                fix: refusal.map(|_| "keep gateway.host: 127.0.0.1 and use `ssh -L 18789:127.0.0.1:18789 user@host`, or a reverse proxy with auth".into()),
+                fix: refusal.map(|_| format!("keep gateway.host: 127.0.0.1 and use `ssh -N -L {p}:127.0.0.1:{p} user@host`, or a reverse proxy with auth", p = cfg.gateway.port)),
             });
         }
         Err(e) => checks.push(Check {
@@ -484,7 +527,22 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
             }
         }
     }
-    let t = target(flag.as_deref(), &ConnArgs::default());
+    // With an invalid config the port and token are unknown: say so rather than probing
+    // the defaults (which may be another gateway).
+    let t = match cfg_err {
+        Some(_) => None,
+        None => target(flag.as_deref(), &ConnArgs::default()).ok(),
+    };
+    let Some(t) = t else {
+        checks.push(Check {
+            name: "gateway",
+            ok: false,
+            detail: "not checked: the port and token come from the invalid config above".into(),
+            fix: None,
+        });
+        let code = print_checks(&checks, false);
+        return code.max(print_channel_checks(&channel_checks));
+    };
     let hp = host_port(&t.url);
     let listening =
         tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&hp))
@@ -547,6 +605,9 @@ pub async fn doctor(flag: Option<PathBuf>) -> u8 {
     code.max(print_channel_checks(&channel_checks))
 }
 
+/// How recent a receiver failure makes doctor report the channel as restarting.
+const RESTARTING_WINDOW_MS: i64 = 120_000;
+
 /// The running gateway's view of each channel (from `channels.status`).
 fn live_channel_checks(v: &Value) -> Vec<(&'static str, DoctorCheck)> {
     let mut out = Vec::new();
@@ -562,8 +623,32 @@ fn live_channel_checks(v: &Value) -> Vec<(&'static str, DoctorCheck)> {
             .unwrap_or_default()
         {
             let mode = a["mode"].as_str().unwrap_or("?");
-            let check = if a["connected"] == true {
-                DoctorCheck::ok(format!("gateway: running, connected ({mode})"))
+            // A receiver that failed within the last two minutes is restarting, whatever
+            // its connected flag says this instant.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let recent_stop = a["lastStopAt"]
+                .as_i64()
+                .is_some_and(|t| now - t < RESTARTING_WINDOW_MS);
+            let restarts = a["restarts"].as_u64().unwrap_or(0);
+            let check = if recent_stop {
+                let why = a["lastError"].as_str().unwrap_or("unknown error");
+                DoctorCheck::fail(
+                    format!("gateway: restarting ({mode}; {restarts} restart(s)): {why}"),
+                    format!(
+                        "see `clawgate logs` and `clawgate channels status`; {}",
+                        plugin.setup_hint()
+                    ),
+                )
+            } else if a["connected"] == true {
+                match a["lastError"].as_str() {
+                    Some(e) => DoctorCheck::warn(
+                        format!("gateway: running, connected ({mode}), last error: {e}"),
+                        "see `clawgate channels status`",
+                    ),
+                    None => DoctorCheck::ok(format!("gateway: running, connected ({mode})")),
+                }
             } else {
                 let why = a["lastError"].as_str().unwrap_or("not connected yet");
                 DoctorCheck::fail(
@@ -633,7 +718,11 @@ fn exec_check(tools: &clawgate_config::ToolsConfig) -> Option<Check> {
 
 pub fn dashboard(flag: Option<PathBuf>, no_open: bool) -> u8 {
     let (cfg, _) = local_config(flag.as_deref());
-    let t = target(flag.as_deref(), &ConnArgs::default());
+    let t = match target(flag.as_deref(), &ConnArgs::default()) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let token_file = t.token_file.clone();
     let ui = &cfg.gateway.control_ui;
     let base = format!(
         "http://{}:{}{}/",
@@ -648,18 +737,21 @@ pub fn dashboard(flag: Option<PathBuf>, no_open: bool) -> u8 {
             eprintln!("note: password mode; enter the password in the Control UI settings");
             base
         }
-        _ => return fail(
-            "no gateway token found",
-            Some(
-                "run `clawgate gateway run` once to generate ~/.clawgate/credentials/gateway-token",
-            ),
-        ),
+        _ => {
+            return fail(
+                "no gateway token found",
+                Some(&format!(
+                    "run `clawgate gateway run` once to generate {}",
+                    token_file.display()
+                )),
+            )
+        }
     };
     println!("{url}");
     if !ui.enabled {
         eprintln!("note: gateway.controlUi.enabled is false; the gateway serves no browser UI");
     } else if ui.root.is_none() {
-        eprintln!("note: no Control UI installed (gateway.controlUi.root); `clawgate ui install` fetches OpenClaw's");
+        eprintln!("note: this opens clawgate's built-in UI; `clawgate ui install` fetches OpenClaw's Control UI (gateway.controlUi.root)");
     }
     if !no_open {
         crate::ui::open_in_browser(&url);

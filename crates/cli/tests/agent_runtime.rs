@@ -524,10 +524,12 @@ async fn web_fetch_to_private_addresses_and_exec_are_refused() {
         .as_str()
         .unwrap()
         .contains("169.254.169.254"));
+    // exec (mode deny by default) is not even offered; a model that calls it anyway gets
+    // an error result and nothing runs.
     assert!(results[2]["content"][0]["text"]
         .as_str()
         .unwrap()
-        .contains("exec is disabled"));
+        .contains("unknown tool: exec"));
     assert!(canary.accept().is_err(), "the canary was contacted");
 }
 

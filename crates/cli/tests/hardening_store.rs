@@ -386,11 +386,11 @@ async fn i7_review_growth_log_file_rotates_by_size_while_running() {
     let llm = FakeLlm::start().await;
     let gw = start(
         llm_config(&llm, "", "logging:\n  maxFileBytes: 4096\n  maxFiles: 2\n"),
-        &[],
+        &[("CLAWGATE_LOG", "debug")],
     );
     let log = gw.home_path().join("logs").join("gateway.log");
     let numbered = |n: u32| gw.home_path().join("logs").join(format!("gateway.log.{n}"));
-    // Every connect logs a line ("client connected").
+    // At debug level every connect logs a line ("client connected").
     let mut connects = 0;
     while !numbered(2).exists() {
         assert!(connects < 400, "the log never rotated twice");

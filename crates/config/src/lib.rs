@@ -426,6 +426,77 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Every secret value this config holds (gateway token/password, channel credentials,
+    /// provider keys and headers), whatever their source.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = [&self.gateway.auth.token, &self.gateway.auth.password]
+            .into_iter()
+            .flatten()
+            .map(|s| s.expose())
+            .collect();
+        for c in &self.channels {
+            out.extend(c.section.secrets().into_iter().map(|s| s.expose()));
+        }
+        for p in &self.providers {
+            out.extend(
+                p.api_key
+                    .iter()
+                    .chain(p.headers.iter().map(|(_, v)| v))
+                    .map(|s| s.expose()),
+            );
+        }
+        out
+    }
+
+    /// How many secret values are written literally in `raw` (the config file's text),
+    /// rather than referenced as `${VAR}` or kept in a token file.
+    pub fn inline_secret_count(&self, raw: &str) -> usize {
+        self.secret_values()
+            .into_iter()
+            .filter(|v| v.len() >= 4 && raw.contains(v))
+            .count()
+    }
+
+    /// A warning when the file at `self.path` holds secrets inline and can be read by group
+    /// or others, with the fix; `None` otherwise.
+    pub fn exposed_secrets_warning(&self) -> Option<String> {
+        let mode = paths::mode_of(&self.path)?;
+        if mode & 0o044 == 0 {
+            return None;
+        }
+        let raw = std::fs::read_to_string(&self.path).ok()?;
+        let n = self.inline_secret_count(&raw);
+        (n > 0).then(|| {
+            format!(
+                "{path} holds {n} secret(s) inline and is readable by group or others (mode {mode:o}): \
+                 run `chmod 600 {path}`, or move them to environment variables (`token: ${{MY_TOKEN}}`)",
+                path = self.path.display()
+            )
+        })
+    }
+
+    /// Settings that load but probably do not do what the user meant, one sentence each
+    /// with the fix (logged at start-up, listed by `clawgate doctor`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.providers {
+            if p.api != ProviderApi::OpenAiCompletions {
+                continue;
+            }
+            let rest = p.base_url.split_once("://").map_or("", |(_, r)| r);
+            let path = rest.find('/').map_or("", |i| &rest[i..]);
+            if path.trim_end_matches('/').is_empty() {
+                let base = p.base_url.trim_end_matches('/');
+                out.push(format!(
+                    "models.providers.{}.baseUrl is `{}` with no path: requests would go to {base}/chat/completions, \
+                     but OpenAI-compatible servers (Ollama, LM Studio, vLLM, llama.cpp) serve that under /v1; use {base}/v1",
+                    p.id, p.base_url
+                ));
+            }
+        }
+        out
+    }
+
     /// The section of channel `name`, when configured.
     pub fn channel(&self, name: &str) -> Option<&ChannelEntry> {
         self.channels.iter().find(|c| c.name == name)
@@ -560,7 +631,8 @@ gateway:
     # rateLimit: { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000, globalMaxAttempts: 100 }
 
   # Browser origins allowed to open the WebSocket, besides the gateway's own
-  # http://127.0.0.1:<port> and http://localhost:<port>. Exact matches only.
+  # http://127.0.0.1:<port>, http://localhost:<port> and http://[::1]:<port>.
+  # Exact matches only.
   allowedOrigins: []
 
   # Host names this gateway answers to on browser-facing routes (a DNS-rebinding guard),

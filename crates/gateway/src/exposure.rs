@@ -25,8 +25,11 @@ pub fn all_loopback(addrs: &[SocketAddr]) -> bool {
 }
 
 /// The refusal text for a non-loopback bind without strong auth; `None` when allowed.
+/// `source` names where the host came from (`gateway.host` or `--host`), so the message
+/// blames the right one; the tunnel hint uses the port being bound.
 pub fn check(
     host: &str,
+    source: &str,
     addrs: &[SocketAddr],
     mode: AuthMode,
     secret: Option<&Secret>,
@@ -44,15 +47,21 @@ pub fn check(
         ),
         _ => return None,
     };
+    let port = addrs.first().map_or(18789, SocketAddr::port);
+    let keep = if source == "--host" {
+        "drop --host (the default is 127.0.0.1)".to_string()
+    } else {
+        format!("keep {source}: 127.0.0.1")
+    };
     Some(format!(
-        "refusing to start: gateway.host is `{host}`, which is reachable from other machines, and {problem}.\n\
+        "refusing to start: {source} is `{host}`, which is reachable from other machines, and {problem}.\n\
          Anyone who can reach this port could command your agent. Safe alternatives:\n\
-         \x20 • keep gateway.host: 127.0.0.1 and use an SSH tunnel from your other machine:\n\
-         \x20     ssh -L 18789:127.0.0.1:18789 user@this-host\n\
+         \x20 • {keep} and use an SSH tunnel from your other machine:\n\
+         \x20     ssh -N -L {port}:127.0.0.1:{port} user@this-host\n\
          \x20 • keep 127.0.0.1 and put a reverse proxy with its own auth in front (docs/reverse-proxy.md)\n\
          \x20 • Docker: bind 0.0.0.0 inside the container only with gateway.auth.mode: token and a generated\n\
          \x20   token (the default credentials/gateway-token), and publish the port to the host's loopback only:\n\
-         \x20     docker run -p 127.0.0.1:18789:18789 …\n\
+         \x20     docker run -p 127.0.0.1:{port}:{port} …\n\
          \x20 • if you really mean it: set gateway.auth.mode: token and remove gateway.auth.token so the\n\
          \x20   generated 256-bit token in credentials/gateway-token is used"
     ))
@@ -63,35 +72,63 @@ mod tests {
     use super::*;
 
     fn addrs(host: &str) -> Vec<SocketAddr> {
-        resolve(host, 1).unwrap()
+        resolve(host, 18789).unwrap()
     }
 
     #[test]
     fn loopback_needs_nothing() {
-        assert!(check("127.0.0.1", &addrs("127.0.0.1"), AuthMode::None, None).is_none());
-        assert!(check("::1", &addrs("::1"), AuthMode::None, None).is_none());
+        assert!(check(
+            "127.0.0.1",
+            "gateway.host",
+            &addrs("127.0.0.1"),
+            AuthMode::None,
+            None
+        )
+        .is_none());
+        assert!(check("::1", "gateway.host", &addrs("::1"), AuthMode::None, None).is_none());
     }
 
     #[test]
     fn wildcard_without_auth_is_refused() {
         for h in ["0.0.0.0", "::", "[::]", "10.1.2.3", "::ffff:0.0.0.0"] {
-            let msg = check(h, &addrs(h), AuthMode::None, None).expect(h);
+            let msg = check(h, "gateway.host", &addrs(h), AuthMode::None, None).expect(h);
             assert!(msg.contains("gateway.auth.mode"), "{msg}");
-            assert!(msg.contains("ssh -L 18789:127.0.0.1:18789"), "{msg}");
+            assert!(msg.contains("ssh -N -L 18789:127.0.0.1:18789"), "{msg}");
         }
     }
 
     #[test]
     fn weak_secret_is_refused_strong_is_allowed() {
         let weak = Secret::new("changeme");
-        let msg = check("0.0.0.0", &addrs("0.0.0.0"), AuthMode::Token, Some(&weak)).unwrap();
+        let msg = check(
+            "0.0.0.0",
+            "gateway.host",
+            &addrs("0.0.0.0"),
+            AuthMode::Token,
+            Some(&weak),
+        )
+        .unwrap();
         assert!(msg.contains("too weak"), "{msg}");
         let strong =
             Secret::new("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
-        assert!(check("0.0.0.0", &addrs("0.0.0.0"), AuthMode::Token, Some(&strong)).is_none());
+        assert!(check(
+            "0.0.0.0",
+            "gateway.host",
+            &addrs("0.0.0.0"),
+            AuthMode::Token,
+            Some(&strong)
+        )
+        .is_none());
         // Long enough by length × alphabet, but a repeat: zxcvbn sees through it.
         let repeated = Secret::new("password".repeat(8));
-        let msg = check("::", &addrs("::"), AuthMode::Password, Some(&repeated)).unwrap();
+        let msg = check(
+            "::",
+            "gateway.host",
+            &addrs("::"),
+            AuthMode::Password,
+            Some(&repeated),
+        )
+        .unwrap();
         assert!(msg.contains("gateway.auth.password is too weak"), "{msg}");
         assert!(msg.contains("256-bit token"), "{msg}");
     }

@@ -156,8 +156,14 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
 
     // The guardrail runs before any socket exists.
     let addrs = exposure::resolve(&config.gateway.host, port).map_err(StartError::config)?;
+    let host_source = if opts.host.is_some() {
+        "--host"
+    } else {
+        "gateway.host"
+    };
     if let Some(msg) = exposure::check(
         &config.gateway.host,
+        host_source,
         &addrs,
         config.gateway.auth.mode,
         secret.as_ref(),
@@ -169,30 +175,22 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         .map_err(|e| StartError::config(format!("{}: {e}", home.display())))?;
     let log_path = home.join("logs").join("gateway.log");
     let redactor = Redactor::default();
-    for s in [
-        &secret,
-        &config.gateway.auth.token,
-        &config.gateway.auth.password,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    if let Some(s) = &secret {
         redactor.add(s.expose());
     }
-    for c in &config.channels {
-        for s in c.section.secrets() {
-            redactor.add(s.expose());
-        }
-    }
-    for p in &config.providers {
-        for k in p.api_key.iter().chain(p.headers.iter().map(|(_, v)| v)) {
-            redactor.add(k.expose());
-        }
+    for s in config.secret_values() {
+        redactor.add(s);
     }
     logging::init(Some(&log_path), &redactor, &config.logging)
         .map_err(|e| StartError::config(format!("{}: {e}", log_path.display())))?;
     if created {
         info!(path = %config.path.display(), "wrote a default config file");
+    }
+    if let Some(w) = config.exposed_secrets_warning() {
+        warn!("{w}");
+    }
+    for w in config.warnings() {
+        warn!("{w}");
     }
 
     raise_nofile_limit();
@@ -406,21 +404,35 @@ async fn bind(addrs: &[SocketAddr]) -> Result<TcpListener, StartError> {
             Some(true) => "It answers /healthz like a gateway: another clawgate or OpenClaw gateway is already running there \
                            (check with `clawgate gateway status`).",
             Some(false) => "Something else is listening there (it does not answer /healthz like a gateway).",
-            None => "",
+            None => "Another program holds it (it did not answer HTTP within 2 s, so it is not a gateway).",
+        };
+        let port = addr.port();
+        let free = match free_port_after(*addr) {
+            Some(p) => format!("`clawgate gateway run --port {p}` (free now)"),
+            None => "`clawgate gateway run --port <another port>`".to_string(),
         };
         return Err(StartError {
             code: 1,
             message: format!(
                 "cannot listen on {addr}: address already in use. {who}\n\
-                 Pick another port with `clawgate gateway run --port 18790` or gateway.port in config.yaml, \
-                 or stop the other process (`ss -ltnp 'sport = :{}'` shows it).",
-                addr.port()
+                 Pick another port with {free} or gateway.port in config.yaml, \
+                 or stop the other process (`ss -ltnp 'sport = :{port}'` shows it)."
             ),
         });
     }
     Err(StartError {
         code: 1,
         message: format!("cannot listen on {addr}: {e}"),
+    })
+}
+
+/// The first port after `addr`'s that can be bound on the same address right now.
+fn free_port_after(addr: SocketAddr) -> Option<u16> {
+    (1..=50u16).find_map(|i| {
+        let port = addr.port().checked_add(i)?;
+        std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port))
+            .ok()
+            .map(|_| port)
     })
 }
 

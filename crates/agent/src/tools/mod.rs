@@ -73,16 +73,20 @@ pub use sandbox::{check_exec_sandbox, exec_enabled, landlock_abi};
 pub use web_fetch::WebFetch;
 
 /// Every tool, in the order offered to the model, minus those `allow`/`deny` rule out.
-/// A non-empty `allow` keeps only the names it lists; `deny` always wins.
+/// A non-empty `allow` keeps only the names it lists; `deny` always wins. `exec` is offered
+/// only when `tools.exec.mode` is `allowlist`: with `deny` every call would be refused, so
+/// the model is not told it exists.
 pub fn build_tools(cfg: &clawgate_config::ToolsConfig) -> Vec<Box<dyn Tool>> {
-    let all: Vec<Box<dyn Tool>> = vec![
+    let mut all: Vec<Box<dyn Tool>> = vec![
         Box::new(Read),
         Box::new(Write),
         Box::new(Edit),
         Box::new(Ls),
         Box::new(WebFetch::new(cfg.web_fetch.clone())),
-        Box::new(Exec::new(cfg.exec.clone())),
     ];
+    if cfg.exec.mode == clawgate_config::ExecMode::Allowlist {
+        all.push(Box::new(Exec::new(cfg.exec.clone())));
+    }
     all.into_iter()
         .filter(|tool| {
             let name = tool.spec().name;

@@ -481,6 +481,12 @@ async fn arguments_are_validated_strictly() {
 fn build_tools_orders_and_filters() {
     let names = |tools: &[Box<dyn Tool>]| tools.iter().map(|t| t.spec().name).collect::<Vec<_>>();
     let mut cfg = clawgate_config::ToolsConfig::default();
+    // exec.mode deny (the default): exec is not offered at all.
+    assert_eq!(
+        names(&build_tools(&cfg)),
+        ["read", "write", "edit", "ls", "web_fetch"]
+    );
+    cfg.exec.mode = clawgate_config::ExecMode::Allowlist;
     let tools = build_tools(&cfg);
     assert_eq!(
         names(&tools),

@@ -160,7 +160,9 @@ impl Telegram {
                     self.status.polled();
                 }
                 Err(e) if e.code == 409 => {
+                    // Not receiving until a poll succeeds again (which clears the error).
                     self.status.update(|s| {
+                        s.connected = false;
                         s.last_error = Some(format!(
                             "getUpdates conflict (another poller or a webhook): {e}"
                         ))

@@ -162,6 +162,7 @@ async fn supervise(gw: Arc<Gateway>, ch: Arc<dyn Channel>) {
         status().update(|s| {
             s.running = true;
             s.last_poll_instant = Some(std::time::Instant::now());
+            s.last_start_at = Some(now_ms());
         });
         let mut task = tokio::spawn(run);
         let started = std::time::Instant::now();
@@ -183,6 +184,7 @@ async fn supervise(gw: Arc<Gateway>, ch: Arc<dyn Channel>) {
             s.connected = false;
             s.restarts += 1;
             s.last_error = Some(reason);
+            s.last_stop_at = Some(now_ms());
         });
         // A receiver that ran fine for a while starts over with a short delay.
         if started.elapsed() > Duration::from_secs(60) {
@@ -250,7 +252,7 @@ pub async fn status_json(gw: &Gateway, only: Option<&str>) -> Value {
             .unwrap_or(((0, 0, 0), (0, 0, 0)));
         let summary = json!({
             "configured": true, "running": s.running, "connected": s.connected,
-            "lastStartAt": null, "lastStopAt": null,
+            "lastStartAt": s.last_start_at, "lastStopAt": s.last_stop_at,
             "mode": ch.mode(), "lastError": s.last_error,
         });
         channels.insert(name.into(), summary);
@@ -264,6 +266,7 @@ pub async fn status_json(gw: &Gateway, only: Option<&str>) -> Value {
                 "lastInboundAt": s.last_inbound_at, "lastOutboundAt": s.last_outbound_at,
                 "lastPollAt": s.last_poll_at, "lastError": s.last_error,
                 "restarts": s.restarts, "stalls": s.stalls,
+                "lastStartAt": s.last_start_at, "lastStopAt": s.last_stop_at,
                 "inbound": {"pending": in_pending, "done": in_done, "ignored": in_ignored},
                 "outbox": {"pending": pending, "sent": sent, "failed": failed},
             }]),

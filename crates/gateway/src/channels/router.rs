@@ -426,7 +426,14 @@ pub async fn outbox_loop(gw: Arc<Gateway>, port: Running) {
                     record(&gw, id, Outcome::Retry { at, error: e }, lease_until).await;
                 }
                 Err(SendError::Transient(e)) if row.attempts + 1 < MAX_SEND_ATTEMPTS => {
-                    let at = now_ms() + backoff_ms(row.attempts);
+                    let wait = backoff_ms(row.attempts);
+                    warn!(
+                        channel,
+                        chat = %row.chat_id,
+                        attempt = row.attempts + 1,
+                        "reply not sent, retrying in {wait} ms: {e}"
+                    );
+                    let at = now_ms() + wait;
                     record(&gw, id, Outcome::Retry { at, error: e }, lease_until).await;
                 }
                 Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::warn;
+use tracing::{info, warn};
 
 /// The message every chat answers with while no model is configured.
 pub const NO_MODEL_MESSAGE: &str = "No AI model is configured. Add a provider to config.yaml, e.g.\n\
@@ -109,6 +109,7 @@ pub async fn execute(
     let started = now_ms();
     let mut em = RunEmitter::new(gw, &req.run_id, &req.session_key, req.initiator);
     em.agent("lifecycle", json!({"phase": "start", "startedAt": started}));
+    info!(run = %req.run_id, session = %req.session_key, "agent run started");
     // One store round trip: mark the session running, read its model override and history.
     // The workspace files are read (blocking pool) at the same time.
     let key = req.session_key.clone();
@@ -317,6 +318,23 @@ pub async fn execute(
         .await
         .ok()
         .flatten();
+    let took_ms = ended - started;
+    let model_name = provider
+        .as_deref()
+        .zip(model.as_deref())
+        .map(|(p, m)| format!("{p}/{m}"))
+        .unwrap_or_default();
+    match status {
+        "ok" => {
+            info!(run = %req.run_id, session = %req.session_key, model = %model_name, ms = took_ms, stop = %stop_reason, "agent run finished")
+        }
+        "error" => {
+            warn!(run = %req.run_id, session = %req.session_key, model = %model_name, ms = took_ms, "agent run failed: {}", error.as_deref().unwrap_or("unknown error"))
+        }
+        _ => {
+            info!(run = %req.run_id, session = %req.session_key, ms = took_ms, stop = %stop_reason, "agent run stopped")
+        }
+    }
     em.chat(terminal.0, terminal.1);
     let row = session.map(|s| crate::methods::sessions::row_json(gw, &s));
     sessions_changed(gw, &req.session_key, "agent.run.ended", row);

@@ -21,7 +21,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// The connect that succeeded: who the client is and what it may do.
 pub struct Session {
@@ -410,7 +410,9 @@ async fn handshake<R: AsyncRead + Unpin>(
                 grant,
                 params,
             };
-            info!(
+            // Connection chatter is debug: a `logs --follow` client would otherwise fill the
+            // log with itself.
+            debug!(
                 peer = %peer.addr,
                 client = %session.params.client.id,
                 mode = %session.params.client.mode,
