@@ -217,6 +217,7 @@ fn params_for(method: &str, run_id: &str) -> Value {
             json!({"sessionKeys": [MAIN]})
         }
         "sessions.observer.visibility" => json!({"visible": true}),
+        "plugin.surface.refresh" => json!({"surface": "canvas"}),
         "users.prefs.get" => json!({"keys": ["ui.theme"]}),
         "sessions.branches.list" | "progressCard.get" => json!({"sessionKey": MAIN}),
         "session.discussion.info"
