@@ -106,6 +106,26 @@ async fn every_load_time_call_of_the_control_ui_answers_in_openclaws_shape() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
+    // The events the chat view listens for are advertised.
+    let events: Vec<&str> = hello["features"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for e in [
+        "chat",
+        "agent",
+        "session.message",
+        "sessions.changed",
+        "tick",
+        "presence",
+    ] {
+        assert!(
+            events.contains(&e),
+            "{e} not in features.events: {events:?}"
+        );
+    }
     assert_eq!(
         hello["snapshot"]["sessionDefaults"]["modelConfigured"], true,
         "{}",
@@ -258,6 +278,11 @@ async fn every_load_time_call_of_the_control_ui_answers_in_openclaws_shape() {
     assert!(is_array(&startup["messages"], 0));
     assert_eq!(startup["defaults"]["model"], "fake-model");
     assert_eq!(startup["pendingInputs"]["total"], 0);
+    // A session with nothing sent yet still describes itself (the UI reads sessionInfo).
+    assert_eq!(startup["sessionInfo"]["key"], MAIN, "{startup}");
+    assert_eq!(startup["sessionInfo"]["isMain"], true);
+    assert_eq!(startup["sessionInfo"]["hasActiveRun"], false);
+    assert_eq!(startup["sessionInfo"]["model"], "fake-model");
     assert_eq!(a("sessions.viewers.set"), json!({"sessionKeys": [MAIN]}));
     let projects = a("projects.list");
     assert_eq!(projects["projects"][0]["id"], "workspace:main");
@@ -441,4 +466,95 @@ async fn scopes_follow_openclaws_classification() {
         res["error"]["message"], "missing scope: operator.write",
         "{res}"
     );
+}
+
+/// A `chat.send` run emits nothing until its client has read the acknowledgement (the ping
+/// queued after it is answered). OpenClaw's TUI handles every frame of one socket read before
+/// its `await chat.send` continues; run events in the same read as the ack left it busy
+/// forever after a fast turn (compat_openclaw::openclaw_tui_new_creates_and_switches_to_a_new_session).
+#[tokio::test]
+async fn a_chat_send_run_waits_until_the_client_has_read_its_ack() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let llm = FakeLlm::start().await;
+    let gw = start(&llm);
+    let (mut ws, _) =
+        clawgate_testkit::ws::connect_cli(gw.addr, &gw.token(), &["operator.write"]).await;
+    ws.send_json(&json!({"type": "req", "id": "send-1", "method": "chat.send",
+                         "params": {"sessionKey": MAIN, "message": "hi", "idempotencyKey": "gate-1"}}))
+        .await;
+    // Read raw frames (no reply to pings yet): the ack, then a ping, and no run event.
+    let mut saw_ack = false;
+    let ping = loop {
+        let msg = tokio::time::timeout(T, ws.ws.next())
+            .await
+            .expect("frame before the deadline")
+            .expect("socket open")
+            .expect("frame");
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert!(
+                    v["event"] != "agent" && v["event"] != "chat",
+                    "a run event before the ack was read: {v}"
+                );
+                if v["id"] == "send-1" {
+                    assert_eq!(v["payload"]["status"], "started", "{v}");
+                    saw_ack = true;
+                }
+            }
+            Message::Ping(p) => break p,
+            _ => {}
+        }
+    };
+    assert!(saw_ack, "the ping came before the ack");
+    // Unanswered, the run does not start: the model is not called.
+    assert!(
+        !llm.wait_for_requests(1, Duration::from_millis(400)).await,
+        "the run started before the client answered the ping"
+    );
+    // The pong opens it: the turn completes.
+    ws.ws.send(Message::Pong(ping)).await.unwrap();
+    let fin = ws
+        .recv_until(T, |v| {
+            v["event"] == "chat" && v["payload"]["state"] == "final"
+        })
+        .await;
+    assert_eq!(fin["payload"]["runId"], "gate-1");
+    assert_eq!(llm.request_count(), 1);
+}
+
+/// A client that never answers pings still gets its run, after a bounded wait.
+#[tokio::test]
+async fn a_client_that_never_pongs_still_gets_its_run() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let llm = FakeLlm::start().await;
+    let gw = start(&llm);
+    let (mut ws, _) =
+        clawgate_testkit::ws::connect_cli(gw.addr, &gw.token(), &["operator.write"]).await;
+    ws.send_json(&json!({"type": "req", "id": "send-1", "method": "chat.send",
+                         "params": {"sessionKey": MAIN, "message": "hi", "idempotencyKey": "gate-2"}}))
+        .await;
+    // Nothing is read (tungstenite answers a ping only while reading), so no pong goes out:
+    // the gateway stops waiting after its bound and the run starts anyway.
+    assert!(
+        llm.wait_for_requests(1, Duration::from_secs(5)).await,
+        "the run never started without a pong"
+    );
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = tokio::time::timeout(left, ws.ws.next())
+            .await
+            .expect("final before the deadline")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["event"] == "chat" && v["payload"]["state"] == "final" {
+                break;
+            }
+        }
+    }
 }

@@ -50,7 +50,6 @@ const METHODS: &[(&str, Handler)] = &[
     ("device.pair.approve", devices::approve),
     ("device.pair.reject", devices::reject),
     ("device.pair.remove", devices::remove),
-    ("chat.send", chat::send),
     ("chat.history", chat::history),
     ("chat.startup", chat::history),
     ("chat.abort", chat::abort),
@@ -135,7 +134,8 @@ const METHODS: &[(&str, Handler)] = &[
 pub type DeferredHandler =
     for<'a> fn(&'a Ctx, String, Value) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-const DEFERRED: &[(&str, DeferredHandler)] = &[("agent", chat::agent)];
+const DEFERRED: &[(&str, DeferredHandler)] =
+    &[("agent", chat::agent), ("chat.send", chat::send_deferred)];
 
 /// Method names advertised in `hello-ok.features.methods`.
 pub fn names() -> Vec<&'static str> {

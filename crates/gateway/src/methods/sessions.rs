@@ -491,7 +491,16 @@ pub fn create(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             "resolved": {"modelProvider": provider, "model": model},
         });
         if let Some(text) = message {
-            match super::chat::start_run(ctx, "chat.send", &key, &run_id, &text).await? {
+            match super::chat::start_run(
+                ctx,
+                "chat.send",
+                &key,
+                &run_id,
+                &text,
+                crate::chat::StartGate::default(),
+            )
+            .await?
+            {
                 clawgate_store::Claim::New => {
                     out["runStarted"] = json!(true);
                     out["runId"] = json!(run_id);
