@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 pub enum Outbound {
     Text(String),
     Pong(Vec<u8>),
+    /// A ping whose pong someone waits for (see [`Outlet::round_trip`]).
+    Ping(Vec<u8>),
     /// Close with this code and reason; code 1005 sends a close frame with no status.
     Close(u16, String),
 }
@@ -23,7 +25,7 @@ impl Outbound {
     fn weight(&self) -> usize {
         match self {
             Outbound::Text(t) => t.len(),
-            Outbound::Pong(p) => p.len() + crate::ws::io::PONG_OVERHEAD,
+            Outbound::Pong(p) | Outbound::Ping(p) => p.len() + crate::ws::io::PONG_OVERHEAD,
             Outbound::Close(..) => 0,
         }
     }
@@ -122,6 +124,9 @@ struct Shared {
     /// Every outlet was dropped.
     senders_gone: AtomicBool,
     budget: Arc<Budget>,
+    /// Pings sent by [`Outlet::round_trip`] still waiting for their pong, oldest first.
+    pings: Mutex<VecDeque<(u64, tokio::sync::oneshot::Sender<()>)>>,
+    next_ping: AtomicU64,
 }
 
 impl Shared {
@@ -139,6 +144,8 @@ impl Shared {
 
     fn close(&self, code: u16, reason: &str) {
         if !self.closed.swap(true, Ordering::AcqRel) {
+            // A closing connection answers no more pings.
+            self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let mut q = self.lock();
             if !q.dead {
                 q.items.push_back(Outbound::Close(code, reason.to_string()));
@@ -223,6 +230,12 @@ impl WriterQueue {
 
 impl Drop for WriterQueue {
     fn drop(&mut self) {
+        // No pong can come any more: whoever waits for one stops waiting.
+        self.shared
+            .pings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let items = {
             let mut q = self.shared.lock();
             q.dead = true;
@@ -247,6 +260,8 @@ impl Outlet {
             overflowed: AtomicBool::new(false),
             senders_gone: AtomicBool::new(false),
             budget,
+            pings: Mutex::new(VecDeque::new()),
+            next_ping: AtomicU64::new(1),
         });
         (
             Outlet {
@@ -267,6 +282,50 @@ impl Outlet {
     pub fn send(&self, text: String) -> bool {
         let len = text.len();
         self.enqueue(len, Outbound::Text(text))
+    }
+
+    /// Queues a ping after everything queued so far; the receiver completes when the peer's
+    /// pong for it (or for a later ping) arrives, i.e. once the peer has read every frame
+    /// queued before it. `None` when the connection is closing or has too many pings out.
+    pub fn round_trip(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        const MAX_PINGS_OUT: usize = 16;
+        let s = &self.inner.shared;
+        let n = s.next_ping.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut pings = s.pings.lock().unwrap_or_else(|p| p.into_inner());
+            pings.retain(|(_, tx)| !tx.is_closed());
+            if pings.len() >= MAX_PINGS_OUT {
+                return None;
+            }
+            pings.push_back((n, tx));
+        }
+        let payload = format!("cg{n}").into_bytes();
+        let len = payload.len() + crate::ws::io::PONG_OVERHEAD;
+        if !self.enqueue(len, Outbound::Ping(payload)) {
+            return None;
+        }
+        Some(rx)
+    }
+
+    /// A pong arrived: completes the round trip of its ping and of every older one (a peer
+    /// may answer only the latest of several pings). Unsolicited pongs change nothing.
+    pub fn pong_received(&self, payload: &[u8]) {
+        let Some(n) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|t| t.strip_prefix("cg"))
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let s = &self.inner.shared;
+        let mut pings = s.pings.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(at) = pings.iter().position(|(m, _)| *m == n) else {
+            return;
+        };
+        for (_, tx) in pings.drain(..=at) {
+            let _ = tx.send(());
+        }
     }
 
     /// Queues a pong, counted against the same bound as text.
@@ -509,6 +568,44 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ping_payload(q: &mut WriterQueue) -> Vec<u8> {
+        match q.try_next() {
+            Some(Outbound::Ping(p)) => p,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_round_trip_completes_on_its_pong_or_a_later_one_and_ends_with_the_connection() {
+        let budget = Budget::new(1 << 20);
+        let (o, mut q) = Outlet::new(10_000, budget.clone());
+        assert!(o.send("ack".into()));
+        let mut first = o.round_trip().expect("ping queued");
+        let mut second = o.round_trip().expect("ping queued");
+        assert!(matches!(q.try_next(), Some(Outbound::Text(t)) if t == "ack"));
+        let p1 = ping_payload(&mut q);
+        let p2 = ping_payload(&mut q);
+        // Unsolicited or foreign pongs change nothing.
+        o.pong_received(b"hello");
+        o.pong_received(b"cg999999");
+        assert!(first.try_recv().is_err() && second.try_recv().is_err());
+        // The pong of the second ping completes both (a peer may answer only the latest).
+        assert_ne!(p1, p2);
+        o.pong_received(&p2);
+        assert!(first.try_recv().is_ok());
+        assert!(second.try_recv().is_ok());
+        // A connection that closes completes (with an error) whoever still waits.
+        let mut third = o.round_trip().expect("ping queued");
+        o.close(1000, "bye");
+        assert!(matches!(
+            third.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+        ));
+        assert!(o.round_trip().is_none(), "no pings on a closing connection");
+        drop(q);
+        assert_eq!(budget.queued(), 0);
+    }
 
     #[test]
     fn the_largest_queue_is_shed_to_make_room_and_counts_return_to_zero() {

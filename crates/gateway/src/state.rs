@@ -289,7 +289,10 @@ impl Gateway {
             "defaultAgentId": "main",
             "agents": [{
                 "agentId": "main", "isDefault": true,
-                "heartbeat": {"enabled": false, "every": "disabled", "everyMs": null},
+                // No heartbeat runner exists: disabled, with no prompt, no delivery target
+                // ("none") and no acknowledgement budget.
+                "heartbeat": {"enabled": false, "every": "disabled", "everyMs": null,
+                              "prompt": "", "target": "none", "ackMaxChars": 0},
                 "sessions": sessions,
             }],
             "sessions": sessions,

@@ -71,9 +71,31 @@ pub fn required_for(method: &str) -> Requirement {
         | "cron.status"
         | "update.status"
         | "system.info"
-        | "gateway.identity.get" => Scope(READ),
+        | "gateway.identity.get"
+        // The Control UI's load-time calls, classified as OpenClaw's protocol package does.
+        | "plugins.controlUi.list"
+        | "plugin.surface.refresh"
+        | "sessions.observer.visibility"
+        | "users.prefs.get"
+        | "board.get"
+        | "sessions.viewers.set"
+        | "projects.list"
+        | "talk.catalog"
+        | "sessions.groups.list"
+        | "mentions.list"
+        | "taskSuggestions.list"
+        | "sessions.branches.list"
+        | "session.discussion.info"
+        | "sessions.companion.state"
+        | "controlUi.sessionPullRequests.subscribe"
+        | "sessions.catalog.list"
+        | "progressCard.get"
+        | "sessions.github.options"
+        | "session.members.listEvidence" => Scope(READ),
         "chat.send" | "chat.abort" | "agent" | "agent.wait" | "send" | "wake" | "tools.invoke"
-        | "sessions.patch" | "sessions.create" | "message.action" => Scope(WRITE),
+        | "sessions.patch" | "sessions.create" | "message.action" | "sessions.groups.defaults" => {
+            Scope(WRITE)
+        }
         "device.pair.list"
         | "device.pair.approve"
         | "device.pair.reject"

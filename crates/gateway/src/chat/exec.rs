@@ -105,6 +105,7 @@ pub async fn execute(
     req: &RunRequest,
     mut abort: watch::Receiver<Option<&'static str>>,
 ) -> RunSummary {
+    req.start_gate.wait().await;
     let rt = &gw.chat;
     let started = now_ms();
     let mut em = RunEmitter::new(gw, &req.run_id, &req.session_key, req.initiator);

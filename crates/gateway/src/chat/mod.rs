@@ -63,6 +63,30 @@ pub struct RunRequest {
     pub user_text: String,
     /// The connection that started it (it also gets the tool-call stream).
     pub initiator: Option<u64>,
+    /// Opened once the starter has seen its acknowledgement (see `chat.send`); the run emits
+    /// nothing before (for at most [`START_GATE_MAX`]).
+    pub start_gate: StartGate,
+}
+
+/// The longest a run waits for its [`RunRequest::start_gate`].
+pub const START_GATE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A one-shot gate a run waits on before its first event; cloning shares it.
+#[derive(Clone, Default)]
+pub struct StartGate(Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>);
+
+impl StartGate {
+    pub fn new(rx: tokio::sync::oneshot::Receiver<()>) -> StartGate {
+        StartGate(Arc::new(std::sync::Mutex::new(Some(rx))))
+    }
+
+    /// Waits until the gate opens (or its sender is gone, or [`START_GATE_MAX`] passed).
+    pub async fn wait(&self) {
+        let rx = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(rx) = rx {
+            let _ = tokio::time::timeout(START_GATE_MAX, rx).await;
+        }
+    }
 }
 
 struct ActiveRun {
@@ -445,7 +469,7 @@ pub async fn start_turn(
     text: &str,
     initiator: Option<u64>,
 ) -> Result<(), TurnError> {
-    start_claimed_turn(gw, key, run_id, text, initiator, None)
+    start_claimed_turn(gw, key, run_id, text, initiator, None, StartGate::default())
         .await
         .map(|_| ())
 }
@@ -460,6 +484,7 @@ pub async fn start_claimed_turn(
     text: &str,
     initiator: Option<u64>,
     method: Option<&'static str>,
+    start_gate: StartGate,
 ) -> Result<clawgate_store::Claim, TurnError> {
     use crate::chat::events::{session_message, sessions_changed};
     use clawgate_store::Claim;
@@ -531,6 +556,7 @@ pub async fn start_claimed_turn(
             session_id: session.session_id,
             user_text: with_system_events(gw, key, text),
             initiator,
+            start_gate,
         },
     );
     if let Err(e) = submitted {

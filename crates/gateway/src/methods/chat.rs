@@ -51,6 +51,7 @@ pub(super) async fn start_run(
     key: &str,
     run_id: &str,
     text: &str,
+    gate: crate::chat::StartGate,
 ) -> Result<Claim, ErrorShape> {
     crate::chat::start_claimed_turn(
         &ctx.gw,
@@ -59,6 +60,7 @@ pub(super) async fn start_run(
         text,
         Some(ctx.session.conn_id),
         Some(method),
+        gate,
     )
     .await
     .map_err(|e| match e {
@@ -136,8 +138,47 @@ async fn command(
     Some(Ok(json!({"runId": run_id, "status": "ok"})))
 }
 
-pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+/// `chat.send` (write): acknowledges with `{runId, status: "started"}`, then the run streams
+/// `chat`/`agent` events.
+///
+/// The run's first event waits until the client has read the acknowledgement: a ping queued
+/// right after it, answered by the client's pong (at most `START_GATE_MAX`). OpenClaw's TUI
+/// (like its other clients, on the `ws` library) handles every frame of one socket read
+/// before the continuation of its `await chat.send` runs; a fast run whose events shared a
+/// read with the acknowledgement was finished before the TUI recorded the send as accepted,
+/// and it then waited forever for that run (busy, refusing `/new`). OpenClaw's own gateway
+/// never hits this only because its dispatch takes 100+ ms.
+pub fn send_deferred(
+    ctx: &Ctx,
+    id: String,
+    params: Value,
+) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
     Box::pin(async move {
+        let (open, gate) = tokio::sync::oneshot::channel();
+        match send_inner(ctx, params, crate::chat::StartGate::new(gate)).await {
+            Ok(payload) => {
+                ctx.outlet.send(frame::response_ok(&id, &payload));
+                let acked = ctx.outlet.round_trip();
+                tokio::spawn(async move {
+                    if let Some(pong) = acked {
+                        let _ = pong.await;
+                    }
+                    let _ = open.send(());
+                });
+            }
+            Err(e) => {
+                ctx.outlet.send(frame::response_err(&id, &e, None));
+            }
+        }
+    })
+}
+
+async fn send_inner(
+    ctx: &Ctx,
+    params: Value,
+    gate: crate::chat::StartGate,
+) -> Result<Value, ErrorShape> {
+    {
         let p = object("chat.send", params)?;
         let key = match p.get("sessionKey").and_then(Value::as_str) {
             Some(k) if !k.is_empty() => {
@@ -157,11 +198,11 @@ pub fn send(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         if let Some(r) = command(ctx, &key, &run_id, &text).await {
             return r;
         }
-        match start_run(ctx, "chat.send", &key, &run_id, &text).await? {
+        match start_run(ctx, "chat.send", &key, &run_id, &text, gate).await? {
             Claim::Existing { run_id } => Ok(existing_status(ctx, &run_id).await),
             Claim::New => Ok(json!({"runId": run_id, "status": "started"})),
         }
-    })
+    }
 }
 
 /// `chat.history` and `chat.startup`.
@@ -209,9 +250,25 @@ pub fn history(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             "hasMore": total > messages.len(),
             "totalMessages": total,
             "defaults": defaults(gw),
-            "sessionInfo": session.as_ref().map(|s| row_json(gw, s)),
+            "sessionInfo": match &session {
+                Some(s) => row_json(gw, s),
+                None => unstarted_session_info(gw, &key),
+            },
             "thinkingLevel": "off",
         }))
+    })
+}
+
+/// `sessionInfo` of a session with no row yet (nothing sent to it): its defaults, never
+/// updated, nothing running (OpenClaw answers the same for a fresh main session).
+fn unstarted_session_info(gw: &crate::state::Gateway, key: &str) -> Value {
+    let (provider, model) = super::sessions::resolved_model(gw, None);
+    json!({
+        "key": key, "kind": keys::kind_of(key), "agentId": keys::agent_of(key), "isMain": key == keys::MAIN_KEY,
+        "isBackground": false, "updatedAt": null, "archived": false, "pinned": false, "unread": false,
+        "modelProvider": provider, "model": model,
+        "contextTokens": gw.chat.cfg.context_tokens.unwrap_or(128_000),
+        "hasActiveRun": false, "activeRunIds": [],
     })
 }
 
@@ -365,7 +422,15 @@ pub fn agent(
             .map_err(|e| ErrorShape::invalid_params("agent", e))?;
             let timeout_s = opt_u64("agent", &p, "timeout", 0, 172_800)?.unwrap_or(600).max(1);
             let gw = &ctx.gw;
-            let claim = start_run(ctx, "agent", &key, &run_id, &text).await?;
+            let claim = start_run(
+                ctx,
+                "agent",
+                &key,
+                &run_id,
+                &text,
+                crate::chat::StartGate::default(),
+            )
+            .await?;
             if let Claim::Existing { run_id } = claim {
                 if !gw.chat.is_active(&run_id) {
                     if let Some(s) = gw.chat.wait(&run_id, Duration::ZERO).await {

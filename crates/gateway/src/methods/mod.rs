@@ -5,6 +5,7 @@ mod agents;
 mod channels;
 mod chat;
 mod config;
+mod controlui;
 mod devices;
 mod health;
 mod logs;
@@ -49,7 +50,6 @@ const METHODS: &[(&str, Handler)] = &[
     ("device.pair.approve", devices::approve),
     ("device.pair.reject", devices::reject),
     ("device.pair.remove", devices::remove),
-    ("chat.send", chat::send),
     ("chat.history", chat::history),
     ("chat.startup", chat::history),
     ("chat.abort", chat::abort),
@@ -101,13 +101,41 @@ const METHODS: &[(&str, Handler)] = &[
     ("system.info", system::info),
     ("gateway.identity.get", system::identity),
     ("openclaw.approval.list", system::approval_list),
+    // What the stock Control UI calls when it loads (protocol.md §12.4).
+    ("plugins.controlUi.list", controlui::plugins_list),
+    ("plugin.surface.refresh", controlui::surface_refresh),
+    (
+        "sessions.observer.visibility",
+        controlui::observer_visibility,
+    ),
+    ("users.prefs.get", controlui::prefs_get),
+    ("board.get", controlui::board_get),
+    ("sessions.viewers.set", controlui::viewers_set),
+    ("projects.list", controlui::projects_list),
+    ("talk.catalog", controlui::talk_catalog),
+    ("sessions.groups.list", controlui::groups_list),
+    ("sessions.groups.defaults", controlui::groups_defaults),
+    ("mentions.list", controlui::mentions_list),
+    ("taskSuggestions.list", controlui::task_suggestions),
+    ("sessions.branches.list", controlui::branches_list),
+    ("session.discussion.info", controlui::discussion_info),
+    ("sessions.companion.state", controlui::companion_state),
+    (
+        "controlUi.sessionPullRequests.subscribe",
+        controlui::pull_requests_subscribe,
+    ),
+    ("sessions.catalog.list", controlui::catalog_list),
+    ("progressCard.get", controlui::progress_card),
+    ("sessions.github.options", controlui::github_options),
+    ("session.members.listEvidence", controlui::members_evidence),
 ];
 
 /// Methods that send their own replies (possibly more than one, like `agent`).
 pub type DeferredHandler =
     for<'a> fn(&'a Ctx, String, Value) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-const DEFERRED: &[(&str, DeferredHandler)] = &[("agent", chat::agent)];
+const DEFERRED: &[(&str, DeferredHandler)] =
+    &[("agent", chat::agent), ("chat.send", chat::send_deferred)];
 
 /// Method names advertised in `hello-ok.features.methods`.
 pub fn names() -> Vec<&'static str> {

@@ -183,6 +183,23 @@ pub fn patch(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
                 ))
             }
         };
+        // Rows never report a session unread (no read tracking here), so marking one read is
+        // a no-op and marking one unread is refused rather than silently dropped.
+        match p.get("unread") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => {
+                return Err(ErrorShape::invalid_params(
+                    "sessions.patch",
+                    "at /unread: marking a session unread is not supported by this gateway",
+                ))
+            }
+            Some(_) => {
+                return Err(ErrorShape::invalid_params(
+                    "sessions.patch",
+                    "at /unread: must be boolean",
+                ))
+            }
+        }
         let k = key.clone();
         let row = gw
             .chat
@@ -292,7 +309,20 @@ pub fn messages_subscribe(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             }
             s.message_keys.insert(key.clone());
         }
-        Ok(json!({"subscribed": true, "key": key}))
+        let mut out = json!({"subscribed": true, "key": key});
+        match p.get("includeApprovals") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => {
+                out["approvalReplay"] = super::controlui::approval_replay(&key)
+            }
+            Some(_) => {
+                return Err(ErrorShape::invalid_params(
+                    "sessions.messages.subscribe",
+                    "at /includeApprovals: must be boolean",
+                ))
+            }
+        }
+        Ok(out)
     })
 }
 
@@ -461,7 +491,16 @@ pub fn create(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             "resolved": {"modelProvider": provider, "model": model},
         });
         if let Some(text) = message {
-            match super::chat::start_run(ctx, "chat.send", &key, &run_id, &text).await? {
+            match super::chat::start_run(
+                ctx,
+                "chat.send",
+                &key,
+                &run_id,
+                &text,
+                crate::chat::StartGate::default(),
+            )
+            .await?
+            {
                 clawgate_store::Claim::New => {
                     out["runStarted"] = json!(true);
                     out["runId"] = json!(run_id);

@@ -17,6 +17,10 @@ pub const EVENTS: &[&str] = &[
     "shutdown",
     "device.pair.requested",
     "device.pair.resolved",
+    "chat",
+    "agent",
+    "session.message",
+    "sessions.changed",
 ];
 
 /// Server capabilities advertised in `hello-ok.features.capabilities`: only contracts this

@@ -15,6 +15,7 @@ pub enum Incoming {
     /// A binary frame (the protocol is text-only).
     Binary,
     Ping(Vec<u8>),
+    Pong(Vec<u8>),
     /// The peer closed (with its code, if any).
     Closed(Option<u16>),
     /// A message over the current cap.
@@ -106,7 +107,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             }
             match frame.opcode {
                 OpCode::Ping => return Incoming::Ping(frame.payload.to_vec()),
-                OpCode::Pong => continue,
+                OpCode::Pong => return Incoming::Pong(frame.payload.to_vec()),
                 OpCode::Close => {
                     return match frame.payload.len() {
                         0 => Incoming::Closed(None),
@@ -178,6 +179,15 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(mut ws: WebSocketWrite<W>, mut qu
                 }
                 Outbound::Pong(p) => {
                     let res = ws.write_frame(Frame::pong(Payload::Owned(p))).await;
+                    queue.done();
+                    if res.is_err() {
+                        return;
+                    }
+                }
+                Outbound::Ping(p) => {
+                    let res = ws
+                        .write_frame(Frame::new(true, OpCode::Ping, None, Payload::Owned(p)))
+                        .await;
                     queue.done();
                     if res.is_err() {
                         return;

@@ -215,6 +215,7 @@ where
                     Incoming::Ping(p) => {
                         outlet.pong(p);
                     }
+                    Incoming::Pong(p) => outlet.pong_received(&p),
                     Incoming::Binary => {
                         outlet.close(1003, "binary frames are not supported");
                         stop = true;
@@ -310,6 +311,7 @@ async fn handshake<R: AsyncRead + Unpin>(
                     return None;
                 }
             }
+            Incoming::Pong(_) => {}
             Incoming::Protocol(why) => {
                 debug!(peer = %peer.addr, "pre-auth protocol violation: {why}");
                 outlet.close(close::PROTOCOL_ERROR, why);
