@@ -80,9 +80,14 @@ fn first_run_writes_private_config_and_token() {
         config.contains("host: 127.0.0.1") && config.contains("# "),
         "commented default"
     );
-    // The log says where the token is, never what it is.
+    // The log says where the token is, never what it is. The banner reaches stderr just
+    // after the listening line reaches stdout: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.stderr_text().contains("credentials/gateway-token") {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.stderr_text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let err = gw.stderr_text();
-    assert!(err.contains("credentials/gateway-token"), "{err}");
     assert!(!err.contains(&token));
     assert!(gw.addr.ip().is_loopback());
     drop(gw);
