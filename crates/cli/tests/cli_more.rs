@@ -86,3 +86,70 @@ fn health_and_status_count_the_stored_sessions_and_name_the_database() {
     let h = call(&gw, "health", json!({}));
     assert_eq!(h["sessions"]["count"], 4, "{h}");
 }
+
+#[test]
+fn config_get_returns_every_section_with_all_secrets_redacted() {
+    const GW_TOKEN: &str = "gw-inline-CANARY-token-0123456789abcdefXYZ";
+    const API_KEY: &str = "sk-inline-CANARY-apikey-77";
+    const HEADER: &str = "hdr-inline-CANARY-55";
+    const ENV_BOT: &str = "123456:ENV-CANARY-bot-token";
+    const ENV_KEY: &str = "sk-ENV-CANARY-second-key";
+    let cfg = format!(
+        "gateway:\n  auth:\n    token: \"{GW_TOKEN}\"\n\
+models:\n  providers:\n    fake:\n      baseUrl: http://127.0.0.1:9/v1\n      apiKey: {API_KEY}\n      headers:\n        X-Custom: {HEADER}\n      models: [fake-model]\n    other:\n      baseUrl: http://127.0.0.1:9/v1\n      apiKey: ${{CM_ENV_KEY}}\n      models: [m2]\n\
+agents:\n  defaults:\n    model: fake/fake-model\n\
+channels:\n  telegram:\n    botToken: ${{CM_ENV_BOT}}\n    apiRoot: http://127.0.0.1:9\n    dmPolicy: pairing\n"
+    );
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(cfg),
+            env: vec![
+                ("CM_ENV_BOT".into(), ENV_BOT.into()),
+                ("CM_ENV_KEY".into(), ENV_KEY.into()),
+            ],
+            ..Options::default()
+        },
+    );
+    let out = gw
+        .cli(bin())
+        .args(["gateway", "call", "config.get", "--token", GW_TOKEN])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = text(&out.stdout);
+    for canary in [GW_TOKEN, API_KEY, HEADER, ENV_BOT, ENV_KEY, "CANARY"] {
+        assert!(!body.contains(canary), "{canary} leaked: {body}");
+    }
+    let v: Value = serde_json::from_str(&body).unwrap();
+    for key in ["config", "parsed", "resolved"] {
+        let c = &v[key];
+        for section in ["gateway", "models", "agents", "channels"] {
+            assert!(c[section].is_object(), "{key}.{section} missing: {c}");
+        }
+        let fake = &c["models"]["providers"]["fake"];
+        assert_eq!(fake["apiKey"], "__OPENCLAW_REDACTED__", "{c}");
+        assert_eq!(fake["headers"]["X-Custom"], "__OPENCLAW_REDACTED__", "{c}");
+        assert_eq!(fake["baseUrl"], "http://127.0.0.1:9/v1", "{c}");
+        assert_eq!(fake["models"], json!(["fake-model"]), "{c}");
+        assert_eq!(c["agents"]["defaults"]["model"], "fake/fake-model");
+        assert_eq!(c["channels"]["telegram"]["dmPolicy"], "pairing");
+        assert_eq!(
+            c["gateway"]["auth"]["token"], "__OPENCLAW_REDACTED__",
+            "{c}"
+        );
+    }
+    // The effective gateway values stay where `config get` consumers read them.
+    assert_eq!(v["config"]["gateway"]["port"], gw.port());
+    assert_eq!(v["config"]["gateway"]["auth"]["mode"], "token");
+    // ${ENV} references are shown as written, never resolved.
+    assert_eq!(
+        v["parsed"]["channels"]["telegram"]["botToken"],
+        "${CM_ENV_BOT}"
+    );
+    assert_eq!(
+        v["parsed"]["models"]["providers"]["other"]["apiKey"],
+        "${CM_ENV_KEY}"
+    );
+    assert!(v["raw"].as_str().unwrap().contains("__OPENCLAW_REDACTED__"));
+}
