@@ -153,3 +153,54 @@ channels:\n  telegram:\n    botToken: ${{CM_ENV_BOT}}\n    apiRoot: http://127.0
     );
     assert!(v["raw"].as_str().unwrap().contains("__OPENCLAW_REDACTED__"));
 }
+
+fn llm_config(fake: &clawgate_testkit::FakeLlm) -> String {
+    format!(
+        "models:\n  providers:\n    fake:\n      baseUrl: {}\n      models: [fake-model]\nagents:\n  defaults:\n    model: fake/fake-model\n",
+        fake.openai_base_url()
+    )
+}
+
+#[test]
+fn agent_output_shows_each_tool_call_as_one_line() {
+    use clawgate_testkit::fake_llm::Step;
+    let fake = clawgate_testkit::FakeLlm::start_blocking();
+    fake.push(Step::ToolCalls(vec![(
+        "call_1".into(),
+        "read".into(),
+        json!({"path": "NOTE.txt"}),
+    )]));
+    fake.push(Step::ToolCalls(vec![(
+        "call_2".into(),
+        "read".into(),
+        json!({"path": "MISSING.txt"}),
+    )]));
+    fake.push(Step::text("The note says hello."));
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(llm_config(&fake)),
+            ..Options::default()
+        },
+    );
+    let ws = gw.home.path().join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("NOTE.txt"), "hello\n").unwrap();
+    let out = run(&gw, &["agent", "-m", "read NOTE.txt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(se.contains("⚙ read NOTE.txt\n"), "{se}");
+    assert!(se.contains("⚙ read MISSING.txt\n⚙ read failed\n"), "{se}");
+    // The reply on stdout is the model's text alone.
+    assert_eq!(so.trim(), "The note says hello.", "{so}");
+    // --json prints no trace.
+    fake.push(Step::ToolCalls(vec![(
+        "call_3".into(),
+        "read".into(),
+        json!({"path": "NOTE.txt"}),
+    )]));
+    fake.push(Step::text("again"));
+    let out = run(&gw, &["agent", "-m", "again", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!text(&out.stderr).contains('⚙'), "{}", text(&out.stderr));
+}
