@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const ALL_SCOPES: &[&str] = &[
+pub(crate) const ALL_SCOPES: &[&str] = &[
     "operator.admin",
     "operator.read",
     "operator.write",
@@ -177,7 +177,7 @@ pub async fn run_gateway(config: Option<PathBuf>, host: Option<String>, port: Op
     }
 }
 
-async fn one_call(
+pub(crate) async fn one_call(
     flag: Option<PathBuf>,
     conn: &ConnArgs,
     scopes: &[&str],
@@ -238,7 +238,7 @@ pub async fn call(
 
 /// Calls `method` for a human-readable command; with `--json` the result is printed as is
 /// and `Ok(None)` comes back.
-async fn query(
+pub(crate) async fn query(
     flag: Option<PathBuf>,
     conn: &ConnArgs,
     scopes: &[&str],
@@ -883,8 +883,9 @@ pub async fn pairing_approve(
     conn: ConnArgs,
     channel: &str,
     code: &str,
+    notify: bool,
 ) -> u8 {
-    let params = json!({"channel": channel, "code": code});
+    let params = json!({"channel": channel, "code": code, "notify": notify});
     match one_call(
         flag,
         &conn,
@@ -901,6 +902,13 @@ pub async fn pairing_approve(
                 channel,
                 v["senderId"].as_str().unwrap_or("?")
             );
+            match v["notification"].as_str() {
+                Some("queued") => println!("The sender was sent a notice."),
+                Some("failed" | "unavailable") => {
+                    println!("The notice to the sender could not be queued (see `clawgate logs`).")
+                }
+                _ => {}
+            }
             0
         }
         Err(code) => code,

@@ -204,3 +204,145 @@ fn agent_output_shows_each_tool_call_as_one_line() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!text(&out.stderr).contains('⚙'), "{}", text(&out.stderr));
 }
+
+/// Polls `f` until it returns `Some`, at most `secs` seconds.
+fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn code_in(text: &str) -> String {
+    text.split("Pairing code: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a pairing code")
+        .to_string()
+}
+
+#[test]
+fn pairing_approve_notifies_reject_drops_and_approved_senders_are_listed() {
+    use clawgate_testkit::FakeTelegram;
+    let fake = clawgate_testkit::FakeLlm::start_blocking();
+    let tg = FakeTelegram::start_blocking();
+    let cfg = format!(
+        "{}channels:\n  telegram:\n    botToken: \"{}\"\n    apiRoot: {}\n    pollTimeoutSeconds: 1\n",
+        llm_config(&fake),
+        tg.token(),
+        tg.api_root()
+    );
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(cfg),
+            ..Options::default()
+        },
+    );
+    tg.inject_private_text(501, "hi");
+    tg.inject_private_text(502, "hello");
+    let sent = until("two pairing codes", 20, || {
+        let s = tg.sent_messages();
+        (s.len() >= 2).then_some(s)
+    });
+    let code_of = |chat: i64| code_in(&sent.iter().find(|m| m.chat_id == chat).unwrap().text);
+    let (c501, c502) = (code_of(501), code_of(502));
+
+    // Reject 502: the request is gone, the sender is not allowed.
+    let out = run(
+        &gw,
+        &["pairing", "reject", "telegram", &c502.to_lowercase()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Rejected telegram sender 502"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&gw, &["pairing", "list", "telegram"]);
+    let so = text(&out.stdout);
+    assert!(so.contains(&c501) && !so.contains(&c502), "{so}");
+    let out = run(&gw, &["pairing", "reject", "telegram", &c502]);
+    assert_eq!(out.status.code(), Some(1), "a code is rejected once");
+    assert!(
+        text(&out.stderr).contains("unknown or expired pairing code"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Approve 501: it is told so on Telegram, in its own chat.
+    let out = run(&gw, &["pairing", "approve", "telegram", &c501]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("sent a notice"),
+        "{}",
+        text(&out.stdout)
+    );
+    let notice = until("the approval notice", 20, || {
+        tg.sent_messages()
+            .into_iter()
+            .find(|m| m.chat_id == 501 && m.text.contains("approved"))
+    });
+    assert_eq!(
+        notice.text,
+        "✅ Access approved. Send a message to start chatting."
+    );
+    assert!(
+        !tg.sent_messages()
+            .iter()
+            .any(|m| m.chat_id == 502 && m.text.contains("approved")),
+        "the rejected sender gets no notice"
+    );
+
+    // The approved senders.
+    let out = run(&gw, &["pairing", "list", "--approved"]);
+    let so = text(&out.stdout);
+    assert!(so.contains("telegram sender 501 (account default"), "{so}");
+    assert!(!so.contains("502"), "{so}");
+    let out = run(
+        &gw,
+        &["pairing", "list", "telegram", "--approved", "--json"],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["approved"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["approved"][0]["senderId"], "501");
+
+    // 502 asks again and gets a fresh code; --no-notify approves silently.
+    tg.inject_private_text(502, "again");
+    let again = until("a second code for 502", 20, || {
+        tg.sent_messages()
+            .into_iter()
+            .filter(|m| m.chat_id == 502 && m.text.contains("Pairing code: "))
+            .nth(1)
+    });
+    let out = run(
+        &gw,
+        &[
+            "pairing",
+            "approve",
+            "telegram",
+            &code_in(&again.text),
+            "--no-notify",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&gw, &["pairing", "list", "--approved", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["approved"].as_array().unwrap().len(), 2, "{v}");
+    // The approved sender is now answered by the agent (and the silent approval sent nothing).
+    fake.push(clawgate_testkit::fake_llm::Step::text("hi 502"));
+    tg.inject_private_text(502, "now?");
+    until("the agent's reply to 502", 20, || {
+        tg.sent_messages()
+            .into_iter()
+            .find(|m| m.chat_id == 502 && m.text == "hi 502")
+    });
+    assert!(!tg
+        .sent_messages()
+        .iter()
+        .any(|m| m.chat_id == 502 && m.text.contains("Access approved")));
+}
