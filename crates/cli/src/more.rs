@@ -189,6 +189,11 @@ pub async fn sessions_history(flag: Option<PathBuf>, conn: ConnArgs, key: &str, 
         Err(code) => return code,
     };
     let msgs = v["messages"].as_array().cloned().unwrap_or_default();
+    if msgs.is_empty() && v["sessionId"].is_null() {
+        eprintln!("error: no session {key}");
+        eprintln!("hint: `clawgate sessions` lists the stored sessions and their keys");
+        return 1;
+    }
     if msgs.is_empty() {
         println!("No messages in {key}.");
     }

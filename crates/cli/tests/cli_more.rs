@@ -346,3 +346,314 @@ fn pairing_approve_notifies_reject_drops_and_approved_senders_are_listed() {
         .iter()
         .any(|m| m.chat_id == 502 && m.text.contains("Access approved")));
 }
+
+#[test]
+fn logs_sessions_and_models_commands() {
+    use clawgate_testkit::fake_llm::Step;
+    let fake = clawgate_testkit::FakeLlm::start_blocking();
+    fake.push(Step::text("first answer"));
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(llm_config(&fake)),
+            ..Options::default()
+        },
+    );
+    let out = run(
+        &gw,
+        &[
+            "agent",
+            "-m",
+            "first question",
+            "--session",
+            "agent:main:cm",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // logs: plain lines, --limit, --json.
+    let out = run(&gw, &["logs", "--limit", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let so = text(&out.stdout);
+    let lines: Vec<&str> = so.lines().collect();
+    assert!(!lines.is_empty() && lines.len() <= 3, "{so}");
+    assert!(
+        lines.iter().all(|l| !l.starts_with('{')),
+        "plain lines: {so}"
+    );
+    let out = run(&gw, &["logs", "--limit", "50", "--json"]);
+    let so = text(&out.stdout);
+    assert!(
+        so.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "{so}"
+    );
+    assert!(so.contains("listening on"), "{so}");
+    let out = run(&gw, &["logs", "--limit", "0"]);
+    assert_eq!(out.status.code(), Some(2), "a bad --limit is a usage error");
+
+    // logs --follow prints lines written after it started.
+    let mut follow = gw
+        .cli(bin())
+        .args(["logs", "--follow", "--limit", "1", "--interval", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // The first batch (one line) arrives, then a new run's lines.
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("first line");
+    fake.push(Step::status(401));
+    let _ = run(
+        &gw,
+        &["agent", "-m", "second", "--session", "agent:main:cm2"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("agent:main:cm2") => break true,
+            Ok(l) => seen.push(l),
+            Err(_) => break false,
+        }
+    };
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(found, "no line about the new run while following: {seen:?}");
+
+    // sessions / sessions list / sessions history.
+    for args in [&["sessions"][..], &["sessions", "list"]] {
+        let out = run(&gw, args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let so = text(&out.stdout);
+        assert!(
+            so.contains("agent:main:cm ") || so.contains("agent:main:cm\n"),
+            "{so}"
+        );
+        assert!(so.contains("fake/fake-model"), "{so}");
+    }
+    let out = run(&gw, &["sessions", "list", "--limit", "1", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 1, "{v}");
+    let out = run(&gw, &["sessions", "history", "agent:main:cm"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let so = text(&out.stdout);
+    assert!(so.contains("[user] first question"), "{so}");
+    assert!(so.contains("[assistant] first answer"), "{so}");
+    let out = run(&gw, &["sessions", "history", "agent:main:nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("no session agent:main:nope"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // models list.
+    let out = run(&gw, &["models", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("fake/fake-model"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&gw, &["models", "list", "--provider", "nope"]);
+    assert!(
+        text(&out.stdout).contains("No models"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let cmd = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cmd(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = text(&out.stdout);
+    for word in [
+        "pairing",
+        "devices",
+        "logs",
+        "sessions",
+        "completions",
+        "--follow",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    // The bash script parses.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clawgate.bash");
+    std::fs::write(&file, &script).unwrap();
+    let st = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(st.success(), "bash -n failed");
+    for shell in ["zsh", "fish"] {
+        let out = cmd(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        assert!(text(&out.stdout).contains("reject"), "{shell}");
+    }
+    let out = cmd(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = cmd(&["man"]);
+    assert!(out.status.success());
+    let page = text(&out.stdout);
+    assert!(
+        page.contains(".TH clawgate 1"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    for section in [
+        ".SH \"CLAWGATE PAIRING REJECT\"",
+        ".SH \"CLAWGATE DEVICES APPROVE\"",
+        ".SH \"CLAWGATE LOGS\"",
+        ".SH \"CLAWGATE GATEWAY RUN\"",
+    ] {
+        assert!(page.contains(section), "man page lacks {section}");
+    }
+    // groff (when installed) renders it without warnings.
+    let file = dir.path().join("clawgate.1");
+    std::fs::write(&file, &page).unwrap();
+    if let Ok(out) = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&file)
+        .output()
+    {
+        assert!(out.status.success());
+        assert_eq!(text(&out.stderr), "", "groff warnings");
+    }
+}
+
+/// A device key pair, signing `connect` as OpenClaw's TUI does (v3 payload).
+struct Device(ed25519_dalek::SigningKey);
+
+impl Device {
+    fn new() -> Device {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).unwrap();
+        Device(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    fn id(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.0.verifying_key().as_bytes()))
+    }
+
+    /// Connects through a (claimed) proxy so the gateway does not pair it silently.
+    async fn connect(&self, gw: &GatewayProcess) -> Value {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut ws = clawgate_testkit::ws::RawWs::connect_with(
+            gw.addr,
+            &[("x-forwarded-for", "203.0.113.7")],
+        )
+        .await
+        .expect("upgrade");
+        let (nonce, ts) = ws.challenge().await;
+        let scopes = ["operator.read"];
+        let token = gw.token();
+        let payload = format!(
+            "v3|{}|openclaw-tui|ui|operator|{}|{ts}|{token}|{nonce}|linux|linux",
+            self.id(),
+            scopes.join(",")
+        );
+        let sig = b64.encode(self.0.sign(payload.as_bytes()).to_bytes());
+        ws.connect_req(json!({
+            "minProtocol": 4, "maxProtocol": 4,
+            "client": {"id": "openclaw-tui", "displayName": "phone", "version": "2026.9.6", "platform": "linux", "deviceFamily": "Linux", "mode": "ui"},
+            "caps": [], "role": "operator", "scopes": scopes, "auth": {"token": token},
+            "device": {"id": self.id(), "publicKey": b64.encode(self.0.verifying_key().as_bytes()),
+                       "signature": sig, "signedAt": ts, "nonce": nonce},
+        }))
+        .await
+    }
+}
+
+#[tokio::test]
+async fn devices_list_approve_reject_and_remove() {
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let (a, b) = (Device::new(), Device::new());
+    let res = a.connect(&gw).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+    let rid_a = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = b.connect(&gw).await;
+    let rid_b = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = run(&gw, &["devices", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let so = text(&out.stdout);
+    assert!(so.contains("Pending (2):"), "{so}");
+    assert!(so.contains(&rid_a) && so.contains(&rid_b), "{so}");
+    assert!(so.contains("clawgate devices approve <requestId>"), "{so}");
+
+    let out = run(&gw, &["devices", "approve", &rid_a]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("Approved device {}", a.id())),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(a.connect(&gw).await["ok"], true, "approved device connects");
+
+    let out = run(&gw, &["devices", "reject", &rid_b]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&gw, &["devices", "reject", &rid_b]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown requestId"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&gw, &["devices", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pending"].as_array().unwrap().len(), 0, "{v}");
+    let paired: Vec<&str> = v["paired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["deviceId"].as_str())
+        .collect();
+    assert!(paired.contains(&a.id().as_str()), "{v}");
+
+    let out = run(&gw, &["devices", "remove", &a.id()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("Removed device {}", a.id())));
+    let out = run(&gw, &["devices", "list"]);
+    assert!(
+        !text(&out.stdout).contains(&a.id()),
+        "{}",
+        text(&out.stdout)
+    );
+    // Removed: it must ask again.
+    let res = a.connect(&gw).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+}
