@@ -657,3 +657,126 @@ async fn devices_list_approve_reject_and_remove() {
     let res = a.connect(&gw).await;
     assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
 }
+
+/// One raw HTTP/1.1 request to the gateway; the whole response as text.
+fn http_raw(port: u16, head: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// docs/troubleshooting.md quotes what the binary prints: each scenario is produced for real
+/// and its message must stand in the page word for word.
+#[test]
+fn the_troubleshooting_page_quotes_the_messages_the_binary_prints() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/troubleshooting.md"),
+    )
+    .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    assert!(readme.contains("docs/troubleshooting.md"));
+    let in_doc = |what: &str, s: &str| assert!(doc.contains(s), "{what}: page lacks {s:?}");
+    let first_error = |stderr: &str| -> String {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or_else(|| panic!("no error line in {stderr}"))
+            .to_string()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free_port = free.local_addr().unwrap().port();
+    drop(free);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .args(args)
+            .env("CLAWGATE_HOME", home.path())
+            .env_remove("CLAWGATE_GATEWAY_URL")
+            .env_remove("CLAWGATE_GATEWAY_TOKEN")
+            .env_remove("CLAWGATE_CONFIG")
+            .env_remove("CM_UNSET_TOKEN")
+            .output()
+            .unwrap()
+    };
+
+    // Connection refused.
+    let url = format!("ws://127.0.0.1:{free_port}");
+    let out = cli(&["health", "--url", &url, "--token", "x"]);
+    let err = first_error(&text(&out.stderr));
+    let generic = err.replace(&url, "ws://127.0.0.1:18789");
+    in_doc("refused", &generic);
+    let hint = text(&out.stderr);
+    in_doc(
+        "refused hint",
+        hint.lines()
+            .find(|l| l.starts_with("hint:"))
+            .unwrap()
+            .split(" (target")
+            .next()
+            .unwrap(),
+    );
+
+    // Address already in use (a holder that does not speak HTTP).
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = holder.local_addr().unwrap().port();
+    let out = cli(&["gateway", "run", "--port", &busy.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = first_error(&text(&out.stderr));
+    let (head, tail) = err.split_once(". ").unwrap();
+    in_doc("in use", head.split(": ").nth(1).unwrap());
+    in_doc("in use holder", tail.trim_end_matches('.'));
+    drop(holder);
+
+    // Invalid config.
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "gateway:\n  auth:\n    token: ${CM_UNSET_TOKEN}\n",
+    )
+    .unwrap();
+    let out = cli(&["health"]);
+    let se = text(&out.stderr);
+    assert!(se.contains("config.yaml is invalid:"), "{se}");
+    in_doc("invalid", "config.yaml is invalid:");
+    in_doc("invalid detail", "gateway.auth.token: environment variable");
+    in_doc(
+        "invalid hint",
+        se.lines().find(|l| l.starts_with("hint:")).unwrap(),
+    );
+    std::fs::remove_file(home.path().join("config.yaml")).unwrap();
+
+    // Token mismatch, origin, host: against a running gateway.
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let out = run(&gw, &["health", "--token", "wrong-token"]);
+    let err = first_error(&text(&out.stderr));
+    in_doc("token", &err);
+    let port = gw.port();
+    let resp = http_raw(
+        port,
+        &format!("GET /healthz HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(resp.starts_with("HTTP/1.1 421"), "{resp}");
+    let body: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    in_doc("host", body["error"]["message"].as_str().unwrap());
+    in_doc("host code", "host_not_allowed");
+    let resp = http_raw(
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ),
+    );
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    let body: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    in_doc("origin", body["error"]["message"].as_str().unwrap());
+    in_doc("origin code", "origin_not_allowed");
+    // The stuck-channel section names what `channels status` prints.
+    for s in ["running, not connected", "stalls detected", "last error:"] {
+        in_doc("channel", s);
+    }
+}
