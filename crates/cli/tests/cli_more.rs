@@ -780,3 +780,42 @@ fn the_troubleshooting_page_quotes_the_messages_the_binary_prints() {
         in_doc("channel", s);
     }
 }
+
+#[tokio::test]
+async fn pairing_reject_and_approved_take_the_pairing_scope() {
+    use clawgate_testkit::ws::connect_cli;
+    let gw = GatewayProcess::start(bin(), Options::default());
+    let (mut read, _) = connect_cli(gw.addr, &gw.token(), &["operator.read"]).await;
+    let (mut pairing, _) = connect_cli(gw.addr, &gw.token(), &["operator.pairing"]).await;
+    for (method, params) in [
+        (
+            "pairing.reject",
+            json!({"channel": "telegram", "code": "ABCDEFGH"}),
+        ),
+        ("pairing.approved", json!({})),
+    ] {
+        let r = read.call(method, params.clone()).await;
+        assert_eq!(r["error"]["code"], "FORBIDDEN", "{method}: {r}");
+        let r = pairing.call(method, params).await;
+        assert_ne!(r["error"]["code"], "FORBIDDEN", "{method}: {r}");
+    }
+    let r = pairing.call("pairing.approved", json!({})).await;
+    assert_eq!(r["payload"], json!({"approved": []}), "{r}");
+    let r = pairing
+        .call("pairing.approved", json!({"channel": "nope"}))
+        .await;
+    assert_eq!(r["error"]["code"], "INVALID_REQUEST", "{r}");
+    let r = pairing
+        .call(
+            "pairing.reject",
+            json!({"channel": "telegram", "code": "ABCDEFGH"}),
+        )
+        .await;
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown or expired pairing code"),
+        "{r}"
+    );
+}
