@@ -903,7 +903,7 @@ pub async fn pairing_approve(
                 v["senderId"].as_str().unwrap_or("?")
             );
             match v["notification"].as_str() {
-                Some("queued") => println!("The sender was sent a notice."),
+                Some("queued") => println!("A notice to the sender is queued on {channel}."),
                 Some("failed" | "unavailable") => {
                     println!("The notice to the sender could not be queued (see `clawgate logs`).")
                 }

@@ -278,7 +278,7 @@ fn pairing_approve_notifies_reject_drops_and_approved_senders_are_listed() {
     let out = run(&gw, &["pairing", "approve", "telegram", &c501]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("sent a notice"),
+        text(&out.stdout).contains("A notice to the sender is queued on telegram."),
         "{}",
         text(&out.stdout)
     );
