@@ -819,3 +819,49 @@ async fn pairing_reject_and_approved_take_the_pairing_scope() {
         "{r}"
     );
 }
+
+#[test]
+fn chat_shows_tool_calls_as_one_line_traces_too() {
+    use clawgate_testkit::fake_llm::Step;
+    use std::io::Write;
+    let fake = clawgate_testkit::FakeLlm::start_blocking();
+    fake.push(Step::ToolCalls(vec![(
+        "c1".into(),
+        "ls".into(),
+        json!({"path": "."}),
+    )]));
+    fake.push(Step::text("Nothing much here."));
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(llm_config(&fake)),
+            ..Options::default()
+        },
+    );
+    let mut child = gw
+        .cli(bin())
+        .arg("chat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"what is in the workspace?\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("⚙ ls .\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("Nothing much here."),
+        "{}",
+        text(&out.stdout)
+    );
+}
