@@ -28,6 +28,22 @@ async fn stream_until(
     let mut reported = false;
     loop {
         let f = conn.next_frame().await?;
+        if print
+            && f["type"] == "event"
+            && f["event"] == "agent"
+            && f["payload"]["runId"] == run_id
+            && f["payload"]["stream"] == "tool"
+        {
+            if let Some(line) = tool_trace(&f["payload"]["data"]) {
+                // On a line of its own, on stderr: the reply on stdout stays clean for pipes.
+                if !printed.is_empty() && !printed.ends_with('\n') {
+                    println!();
+                    printed.push('\n');
+                }
+                let _ = std::io::stdout().flush();
+                eprintln!("{line}");
+            }
+        }
         if f["type"] == "event" && f["event"] == "chat" && f["payload"]["runId"] == run_id {
             let p = &f["payload"];
             match p["state"].as_str() {
@@ -60,6 +76,34 @@ async fn stream_until(
                 return Ok((f, reported));
             }
         }
+    }
+}
+
+/// The one-line trace of a tool call (`⚙ read NOTE.txt`), or of its failure.
+fn tool_trace(d: &Value) -> Option<String> {
+    let name = d["name"].as_str().unwrap_or("tool");
+    match d["phase"].as_str()? {
+        "start" => {
+            let args = &d["args"];
+            let detail = ["path", "command", "query", "url", "pattern"]
+                .iter()
+                .find_map(|k| args[*k].as_str())
+                .or_else(|| {
+                    args.as_object()
+                        .and_then(|m| m.values().find_map(Value::as_str))
+                })
+                .unwrap_or("");
+            let one_line: String = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = one_line.chars().take(80).collect();
+            let more = if one_line.chars().count() > 80 {
+                "…"
+            } else {
+                ""
+            };
+            Some(format!("⚙ {name} {short}{more}").trim_end().to_string())
+        }
+        "result" if d["isError"] == true => Some(format!("⚙ {name} failed")),
+        _ => None,
     }
 }
 

@@ -208,7 +208,7 @@ impl Connection {
                     "minProtocol": 4, "maxProtocol": 4,
                     "client": {"id": "cli", "version": env!("CARGO_PKG_VERSION"), "platform": std::env::consts::OS, "mode": mode,
                                "instanceId": uuid::Uuid::new_v4().to_string()},
-                    "caps": [], "role": "operator", "scopes": scopes, "auth": auth,
+                    "caps": ["tool-events"], "role": "operator", "scopes": scopes, "auth": auth,
                 }
             });
             ws.send(Message::text(connect.to_string()))

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const ALL_SCOPES: &[&str] = &[
+pub(crate) const ALL_SCOPES: &[&str] = &[
     "operator.admin",
     "operator.read",
     "operator.write",
@@ -177,7 +177,7 @@ pub async fn run_gateway(config: Option<PathBuf>, host: Option<String>, port: Op
     }
 }
 
-async fn one_call(
+pub(crate) async fn one_call(
     flag: Option<PathBuf>,
     conn: &ConnArgs,
     scopes: &[&str],
@@ -238,7 +238,7 @@ pub async fn call(
 
 /// Calls `method` for a human-readable command; with `--json` the result is printed as is
 /// and `Ok(None)` comes back.
-async fn query(
+pub(crate) async fn query(
     flag: Option<PathBuf>,
     conn: &ConnArgs,
     scopes: &[&str],
@@ -264,9 +264,23 @@ pub async fn health(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
                 v.get("durationMs").and_then(Value::as_u64).unwrap_or(0)
             );
             println!("Agents: main (default)");
+            print_sessions(&v["sessions"]);
             u8::from(!ok)
         }
         Err(code) => code,
+    }
+}
+
+/// `Sessions: N (store …)` and the most recent keys, from a health/status `sessions` object.
+fn print_sessions(s: &Value) {
+    let count = s["count"].as_u64().unwrap_or(0);
+    match s["path"].as_str() {
+        Some(path) => println!("Sessions: {count} (store {path})"),
+        None => println!("Sessions: {count}"),
+    }
+    for r in s["recent"].as_array().into_iter().flatten() {
+        let age_s = r["age"].as_u64().unwrap_or(0) / 1000;
+        println!("  {} ({age_s}s ago)", r["key"].as_str().unwrap_or("?"));
     }
 }
 
@@ -284,6 +298,7 @@ pub async fn status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
             println!("Auth mode: {}", g["authMode"].as_str().unwrap_or("?"));
             println!("Uptime: {}s", g["uptimeMs"].as_u64().unwrap_or(0) / 1000);
             println!("Connections: {}", g["connections"]);
+            print_sessions(&v["sessions"]);
             println!(
                 "Memory (RSS): {:.1} MB",
                 v["processMemory"]["rssBytes"].as_u64().unwrap_or(0) as f64 / 1e6
@@ -868,8 +883,9 @@ pub async fn pairing_approve(
     conn: ConnArgs,
     channel: &str,
     code: &str,
+    notify: bool,
 ) -> u8 {
-    let params = json!({"channel": channel, "code": code});
+    let params = json!({"channel": channel, "code": code, "notify": notify});
     match one_call(
         flag,
         &conn,
@@ -886,6 +902,13 @@ pub async fn pairing_approve(
                 channel,
                 v["senderId"].as_str().unwrap_or("?")
             );
+            match v["notification"].as_str() {
+                Some("queued") => println!("A notice to the sender is queued on {channel}."),
+                Some("failed" | "unavailable") => {
+                    println!("The notice to the sender could not be queued (see `clawgate logs`).")
+                }
+                _ => {}
+            }
             0
         }
         Err(code) => code,

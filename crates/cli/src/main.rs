@@ -3,6 +3,7 @@
 mod chat;
 mod client;
 mod commands;
+mod more;
 mod ui;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +16,7 @@ use std::process::ExitCode;
     version,
     about = "The OpenClaw gateway, rebuilt in Rust: one port on 127.0.0.1:18789, secure by default"
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Config file (default: $CLAWGATE_HOME/config.yaml, or $CLAWGATE_CONFIG)
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -81,6 +82,109 @@ enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    // --- logs, sessions, models, devices, completions, man (issue 11 §4) ---
+    /// Tail the gateway's log file (logs.tail); --follow keeps polling
+    Logs {
+        /// Keep printing new lines until Ctrl-C
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Max lines to show first
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        limit: u64,
+        /// Max bytes to read per poll
+        #[arg(long, default_value_t = 250_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_bytes: u64,
+        /// Polling interval in ms (with --follow)
+        #[arg(long, default_value_t = 1000)]
+        interval: u64,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Stored conversation sessions (list, history)
+    Sessions {
+        #[command(subcommand)]
+        command: Option<SessionsCommand>,
+        #[command(flatten)]
+        list: SessionsListArgs,
+    },
+    /// Configured models
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Device pairing: browsers and apps waiting for approval, and paired devices
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `clawgate man > clawgate.1; man ./clawgate.1`
+    Man,
+}
+
+#[derive(Args, Clone)]
+struct SessionsListArgs {
+    /// Max sessions to show
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+    /// Only sessions updated within the past N minutes
+    #[arg(long, value_name = "MINUTES")]
+    active: Option<u64>,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List stored sessions, most recent first
+    List(SessionsListArgs),
+    /// A session's transcript
+    History {
+        /// Session key, e.g. agent:main:main
+        key: String,
+        /// Max messages
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List the configured models
+    List {
+        /// Only this provider
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// Pending and paired devices
+    List(ConnArgs),
+    /// Approve a pending device pairing request
+    Approve {
+        request_id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Reject a pending device pairing request
+    Reject {
+        request_id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Remove a paired device (its tokens stop working, its connections close)
+    Remove {
+        device_id: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,15 +240,28 @@ enum ChannelsCommand {
 
 #[derive(Subcommand)]
 enum PairingCommand {
-    /// Pending pairing requests
+    /// Pending pairing requests (--approved: the senders already approved)
     List {
         /// Only this channel (e.g. telegram)
         channel: Option<String>,
+        /// List the approved senders instead of the pending requests
+        #[arg(long)]
+        approved: bool,
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Approve a pairing code: the sender may then talk to the agent
+    /// Approve a pairing code: the sender may then talk to the agent, and is told so
     Approve {
+        channel: String,
+        code: String,
+        /// Do not send the sender a notice on its channel
+        #[arg(long)]
+        no_notify: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Reject a pairing code: the request is dropped, the sender is not allowed
+    Reject {
         channel: String,
         code: String,
         #[command(flatten)]
@@ -249,16 +366,36 @@ fn main() -> ExitCode {
                 command: ChannelsCommand::Status(conn),
             } => commands::channels_status(config, conn).await,
             Command::Pairing {
-                command: PairingCommand::List { channel, conn },
-            } => commands::pairing_list(config, conn, channel).await,
+                command:
+                    PairingCommand::List {
+                        channel,
+                        approved,
+                        conn,
+                    },
+            } => {
+                if approved {
+                    more::pairing_approved(config, conn, channel).await
+                } else {
+                    commands::pairing_list(config, conn, channel).await
+                }
+            }
             Command::Pairing {
                 command:
                     PairingCommand::Approve {
                         channel,
                         code,
+                        no_notify,
                         conn,
                     },
-            } => commands::pairing_approve(config, conn, &channel, &code).await,
+            } => commands::pairing_approve(config, conn, &channel, &code, !no_notify).await,
+            Command::Pairing {
+                command:
+                    PairingCommand::Reject {
+                        channel,
+                        code,
+                        conn,
+                    },
+            } => more::pairing_reject(config, conn, &channel, &code).await,
             Command::Message {
                 command:
                     MessageCommand::Send {
@@ -278,6 +415,40 @@ fn main() -> ExitCode {
                         conn,
                     },
             } => commands::message_edit(config, conn, &channel, &to, &message_id, &text).await,
+            // --- logs, sessions, models, devices, completions, man (issue 11 §4) ---
+            Command::Logs {
+                follow,
+                limit,
+                max_bytes,
+                interval,
+                conn,
+            } => more::logs(config, conn, follow, limit, max_bytes, interval).await,
+            Command::Sessions { command, list } => match command {
+                None => more::sessions_list(config, list.conn, list.limit, list.active).await,
+                Some(SessionsCommand::List(l)) => {
+                    more::sessions_list(config, l.conn, l.limit, l.active).await
+                }
+                Some(SessionsCommand::History { key, limit, conn }) => {
+                    more::sessions_history(config, conn, &key, limit).await
+                }
+            },
+            Command::Models {
+                command: ModelsCommand::List { provider, conn },
+            } => more::models_list(config, conn, provider).await,
+            Command::Devices { command } => match command {
+                DevicesCommand::List(conn) => more::devices_list(config, conn).await,
+                DevicesCommand::Approve { request_id, conn } => {
+                    more::devices_action(config, conn, "approve", &request_id).await
+                }
+                DevicesCommand::Reject { request_id, conn } => {
+                    more::devices_action(config, conn, "reject", &request_id).await
+                }
+                DevicesCommand::Remove { device_id, conn } => {
+                    more::devices_action(config, conn, "remove", &device_id).await
+                }
+            },
+            Command::Completions { shell } => more::completions(shell),
+            Command::Man => more::man(),
         }
     });
     // The gateway's own tasks may still hold the runtime; do not wait for them.

@@ -231,10 +231,17 @@ async fn embedded_ui_chats_reloads_on_the_device_token_and_approves_a_telegram_s
     assert_eq!(res["ok"], true, "after approval in the UI: {res}");
 
     // The approved sender now gets an agent reply.
-    tg.inject_private_text(777, "now?");
+    // It was told so (the UI approves with notify), then gets an agent reply.
     let sent = tg.wait_for_sent(2, T).await;
     assert_eq!(sent[1].chat_id, 777);
-    assert_eq!(sent[1].text, "Hello from the fake LLM!");
+    assert_eq!(
+        sent[1].text,
+        "✅ Access approved. Send a message to start chatting."
+    );
+    tg.inject_private_text(777, "now?");
+    let sent = tg.wait_for_sent(3, T).await;
+    assert_eq!(sent[2].chat_id, 777);
+    assert_eq!(sent[2].text, "Hello from the fake LLM!");
     assert_eq!(llm.request_count(), 3);
 
     // The token never reached the gateway's log.

@@ -155,9 +155,16 @@ async fn unknown_sender_pairs_then_is_answered<F: ChannelFixture>(mode: Mode) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    fx.dm(&stranger, "now?").await;
+    // The approved sender is told so on its platform, in its own chat, then answered.
     let r = until_replies(&fx, 2).await;
-    assert_eq!(r[1].1, LLM_TEXT);
+    assert_eq!(
+        r[1].1,
+        "✅ Access approved. Send a message to start chatting."
+    );
+    assert_eq!(r[1].0, r[0].0, "the notice goes where the code went");
+    fx.dm(&stranger, "now?").await;
+    let r = until_replies(&fx, 3).await;
+    assert_eq!(r[2].1, LLM_TEXT);
     assert_eq!(llm.request_count(), 1);
 }
 

@@ -440,7 +440,7 @@ async fn channels_pairing_methods_list_approve_and_dismiss_telegram_requests() {
     let v = &res["payload"];
     assert_eq!(
         v["accounts"],
-        json!([{"channel": "telegram", "channelLabel": "Telegram", "accountId": "default", "notifySupported": false}])
+        json!([{"channel": "telegram", "channelLabel": "Telegram", "accountId": "default", "notifySupported": true}])
     );
     assert_eq!(v["commandOwnerConfigured"], false);
     assert_eq!(v["limits"]["pendingPerAccount"], 3);

@@ -151,9 +151,15 @@ async fn unknown_sender_gets_a_pairing_code_then_is_answered_after_approval() {
     );
     let out = cli(&["pairing", "approve", "telegram", &code]);
     assert_eq!(out.status.code(), Some(1), "a code works once");
-    tg.inject_private_text(777, "now?");
+    // The approved sender is told so, then answered.
     let sent = tg.wait_for_sent(2, T).await;
-    assert_eq!(sent[1].text, "Hello from the fake LLM!");
+    assert_eq!(
+        sent[1].text,
+        "✅ Access approved. Send a message to start chatting."
+    );
+    tg.inject_private_text(777, "now?");
+    let sent = tg.wait_for_sent(3, T).await;
+    assert_eq!(sent[2].text, "Hello from the fake LLM!");
     assert_eq!(llm.request_count(), 1);
 }
 

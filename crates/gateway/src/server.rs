@@ -509,7 +509,7 @@ fn spawn_periodic(gw: Arc<Gateway>) {
             if gw.is_shutting_down() {
                 return;
             }
-            gw.broadcast_health();
+            gw.broadcast_health().await;
         }
     });
 }

@@ -104,7 +104,16 @@ pub struct Gateway {
     pub chat: crate::chat::ChatRuntime,
     /// The running channels, in registry order.
     pub channels: Vec<crate::channels::Running>,
+    /// The session count and most recent sessions for the health snapshot, read from the
+    /// store by [`Gateway::refresh_sessions`] (when, count, recent).
+    sessions_summary: Mutex<(Option<Instant>, u64, Vec<Value>)>,
 }
+
+/// Sessions listed in the health snapshot's `recent`.
+const HEALTH_RECENT_SESSIONS: usize = 5;
+/// How long a health refresh waits for the store before using the last summary (the store
+/// thread may be waiting on another process's write lock).
+const HEALTH_STORE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct GatewayParts {
     pub config: Config,
@@ -170,7 +179,42 @@ impl Gateway {
             system_events: Mutex::new(Vec::new()),
             chat: parts.chat,
             channels: parts.channels,
+            sessions_summary: Mutex::new((None, 0, Vec::new())),
         }
+    }
+
+    /// Re-reads the session count and the most recent sessions from the store unless the
+    /// summary is younger than `max_age`. One COUNT and one small indexed page; when the store
+    /// does not answer within a short wait, the previous summary stays.
+    pub async fn refresh_sessions(&self, max_age: std::time::Duration) {
+        let fresh = self
+            .sessions_summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .is_some_and(|t| t.elapsed() < max_age);
+        if fresh {
+            return;
+        }
+        let read = self
+            .chat
+            .store
+            .call(|s| s.list_sessions(HEALTH_RECENT_SESSIONS, 0));
+        let Ok(Ok((rows, total))) = tokio::time::timeout(HEALTH_STORE_WAIT, read).await else {
+            return;
+        };
+        let now = now_ms();
+        let recent = rows
+            .iter()
+            .map(|r| {
+                json!({"key": r.key, "updatedAt": r.updated_at,
+                       "age": now.saturating_sub(r.updated_at).max(0)})
+            })
+            .collect();
+        *self
+            .sessions_summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), total as u64, recent);
     }
 
     /// Removes and returns the system events queued for `session_key`, oldest first.
@@ -278,8 +322,19 @@ impl Gateway {
     /// The health snapshot (the `health` method result, event payload and `snapshot.health`).
     pub fn health_snapshot(&self) -> Value {
         let started = Instant::now();
-        let state_path = self.home.display().to_string();
-        let sessions = json!({"path": state_path, "count": 0, "recent": []});
+        // The session database itself (OpenClaw reports its sessions file here).
+        let state_path = self.chat.store.path().map_or_else(
+            || self.home.display().to_string(),
+            |p| p.display().to_string(),
+        );
+        let (count, recent) = {
+            let s = self
+                .sessions_summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            (s.1, s.2.clone())
+        };
+        let sessions = json!({"path": state_path, "count": count, "recent": recent});
         json!({
             "ok": true,
             "ts": now_ms(),
@@ -299,7 +354,8 @@ impl Gateway {
         })
     }
 
-    pub fn broadcast_health(&self) {
+    pub async fn broadcast_health(&self) {
+        self.refresh_sessions(std::time::Duration::ZERO).await;
         let sv = self.bump(false);
         self.conns
             .broadcast("health", &self.health_snapshot(), Some(&sv));

@@ -715,7 +715,7 @@ async function loadPairing() {
     main.append(el('span', 'meta', `code ${r.requestId} · asked ${r.createdAt ? new Date(r.createdAt).toLocaleString() : ''}`));
     const target = { channel: r.channel, accountId: r.accountId || 'default', requestId: r.requestId };
     li.append(main,
-      actionButton('Approve', `Approve ${r.senderLabel || r.senderId} on ${r.channelLabel || r.channel}`, () => rpc('channels.pairing.approve', target, err)),
+      actionButton('Approve', `Approve ${r.senderLabel || r.senderId} on ${r.channelLabel || r.channel}`, () => rpc('channels.pairing.approve', { ...target, notify: true }, err)),
       actionButton('Dismiss', `Dismiss ${r.senderLabel || r.senderId} on ${r.channelLabel || r.channel}`, () => rpc('channels.pairing.dismiss', target, err)));
     li.lastChild.className = 'secondary';
     su.append(li);

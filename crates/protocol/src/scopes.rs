@@ -103,6 +103,8 @@ pub fn required_for(method: &str) -> Requirement {
         | "device.pair.rename"
         | "pairing.list"
         | "pairing.approve"
+        | "pairing.reject"
+        | "pairing.approved"
         | "channels.pairing.list"
         | "channels.pairing.approve"
         | "channels.pairing.dismiss" => Scope(PAIRING),

@@ -296,6 +296,60 @@ pub fn pairing_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     })
 }
 
+/// The notice an approved sender gets on its platform.
+pub const APPROVED_NOTICE: &str = "✅ Access approved. Send a message to start chatting.";
+
+/// Queues [`APPROVED_NOTICE`] to the approved sender's chat (the chat its request came
+/// from) through the outbox; "queued", or why not.
+async fn notify_approved(ctx: &Ctx, req: &clawgate_store::PairingRequest) -> &'static str {
+    let Some(rc) = crate::channels::find(&ctx.gw, &req.channel) else {
+        return "unavailable";
+    };
+    let chat = req
+        .meta
+        .get("chatId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&req.sender_id)
+        .to_string();
+    let (name, account) = (rc.ch.name(), req.account.clone());
+    let dedupe = format!(
+        "pairing-approved:{}:{}:{}",
+        req.channel, req.account, req.code
+    );
+    let now = now_ms();
+    let queued = ctx
+        .gw
+        .chat
+        .store
+        .call(move |s| {
+            s.enqueue_outbox(&NewOutbox {
+                channel: name,
+                account: &account,
+                chat_id: &chat,
+                thread_id: None,
+                reply_to: None,
+                text: APPROVED_NOTICE,
+                dedupe_key: &dedupe,
+                inbound_id: None,
+                now,
+            })
+        })
+        .await;
+    match queued {
+        Ok(_) => {
+            rc.host.outbox_wake.notify_one();
+            "queued"
+        }
+        Err(e) => {
+            tracing::warn!(channel = %req.channel, "cannot queue the approval notice: {e}");
+            "failed"
+        }
+    }
+}
+
+/// `pairing.approve` (pairing) `{channel, code, notify?}`: allows the sender and, unless
+/// `notify` is false, tells it so on its platform.
 pub fn pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = object("pairing.approve", params)?;
@@ -303,6 +357,16 @@ pub fn pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let code = req_str("pairing.approve", &p, "code")?
             .trim()
             .to_ascii_uppercase();
+        let notify = match p.get("notify") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ErrorShape::invalid_params(
+                    "pairing.approve",
+                    "at /notify: must be boolean",
+                ))
+            }
+        };
         let (ch, cd, now) = (channel.clone(), code.clone(), now_ms());
         let approved = ctx
             .gw
@@ -317,9 +381,85 @@ pub fn pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
                 ))
             })?;
         tracing::info!(channel = %channel, sender = %approved.sender_id, "pairing approved");
+        let notification = if notify {
+            notify_approved(ctx, &approved).await
+        } else {
+            "not-requested"
+        };
         Ok(
-            json!({"approved": true, "channel": channel, "accountId": approved.account, "senderId": approved.sender_id}),
+            json!({"approved": true, "channel": channel, "accountId": approved.account, "senderId": approved.sender_id, "notification": notification}),
         )
+    })
+}
+
+/// `pairing.reject` (pairing) `{channel, code}`: drops the pending request without allowing
+/// the sender (a later message asks again).
+pub fn pairing_reject(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = object("pairing.reject", params)?;
+        let channel = req_str("pairing.reject", &p, "channel")?.to_string();
+        let code = req_str("pairing.reject", &p, "code")?
+            .trim()
+            .to_ascii_uppercase();
+        let (ch, cd, now) = (channel.clone(), code.clone(), now_ms());
+        let rejected = ctx
+            .gw
+            .chat
+            .store
+            .call(move |s| {
+                let live = s.list_pairing_requests(Some(&ch), now, TTL_MS)?;
+                match live.iter().find(|r| r.code == cd) {
+                    Some(r) => s.take_pairing(&ch, &r.account, &cd, false, now, TTL_MS),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ErrorShape::invalid(format!(
+                    "unknown or expired pairing code for {channel}: {code}"
+                ))
+            })?;
+        tracing::info!(channel = %channel, sender = %rejected.sender_id, "pairing rejected");
+        Ok(
+            json!({"rejected": true, "channel": channel, "accountId": rejected.account, "senderId": rejected.sender_id}),
+        )
+    })
+}
+
+/// `pairing.approved` (pairing) `{channel?}`: the senders approved through pairing, per
+/// channel (every channel this build knows when none is given).
+pub fn pairing_approved(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = object("pairing.approved", params)?;
+        let channels: Vec<String> = match p.get("channel").and_then(Value::as_str) {
+            Some(c) if !c.is_empty() => {
+                if clawgate_channels::plugin(c).is_none() {
+                    return Err(ErrorShape::invalid(format!("unknown channel: {c}")));
+                }
+                vec![c.to_string()]
+            }
+            _ => clawgate_channels::config_parsers()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+        };
+        let rows = ctx
+            .gw
+            .chat
+            .store
+            .call(move |s| {
+                let mut out = Vec::new();
+                for c in channels {
+                    for (account, sender, at) in s.list_allowed_senders(&c)? {
+                        out.push(json!({"channel": c, "accountId": account, "senderId": sender, "approvedAt": at}));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(store_err)?;
+        Ok(json!({"approved": rows}))
     })
 }
 
@@ -396,7 +536,7 @@ pub fn channels_pairing_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .filter(|_| account.as_deref().is_none_or(|a| a == "default"))
             .map(|rc| {
                 json!({"channel": rc.ch.name(), "channelLabel": rc.ch.label(),
-                       "accountId": "default", "notifySupported": false})
+                       "accountId": "default", "notifySupported": true})
             })
             .collect();
         let (ch, now) = (channel.clone(), now_ms());
@@ -436,7 +576,7 @@ pub fn channels_pairing_list(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
                     "accountId": r.account, "senderId": r.sender_id, "senderLabel": sender_label,
                     "metadata": metadata, "createdAt": iso_ms(r.created_at),
                     "lastSeenAt": iso_ms(r.last_seen_at), "expiresAt": iso_ms(r.created_at + TTL_MS),
-                    "notifySupported": false,
+                    "notifySupported": true,
                 })
             })
             .collect();
@@ -492,12 +632,29 @@ pub fn channels_pairing_approve(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
         let req = take_request(ctx, M, &p, true).await?;
         tracing::info!(channel = %req.channel, sender = %req.sender_id, "pairing approved");
         let flag = |k: &str| p.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let notification = match notify_approved_flag(ctx, &req, flag("notify")).await {
+            "queued" => "sent",
+            "not-requested" => "not-requested",
+            _ => "failed",
+        };
         Ok(json!({
             "requestId": req.code, "senderId": req.sender_id,
-            "notification": if flag("notify") { "unsupported" } else { "not-requested" },
+            "notification": notification,
             "commandOwnerBootstrap": if flag("bootstrapCommandOwner") { "unavailable" } else { "not-requested" },
         }))
     })
+}
+
+async fn notify_approved_flag(
+    ctx: &Ctx,
+    req: &clawgate_store::PairingRequest,
+    notify: bool,
+) -> &'static str {
+    if notify {
+        notify_approved(ctx, req).await
+    } else {
+        "not-requested"
+    }
 }
 
 /// `channels.pairing.dismiss` (pairing) `{channel, accountId, requestId}`: drops the request

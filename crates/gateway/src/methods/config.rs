@@ -22,29 +22,41 @@ pub fn get(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
                 Value::Null
             }
         };
-        let effective = json!({
-            "gateway": {
-                "host": c.host,
-                "port": gw.port,
-                "auth": {
-                    "mode": c.auth.mode.as_str(),
-                    "token": secret(c.auth.token.is_some() || gw.auth.secret.is_some() && c.auth.mode.as_str() == "token"),
-                    "password": secret(c.auth.password.is_some()),
-                    "rateLimit": {
-                        "maxAttempts": c.auth.rate_limit.max_attempts,
-                        "windowMs": c.auth.rate_limit.window_ms,
-                        "lockoutMs": c.auth.rate_limit.lockout_ms,
-                    },
+        let gateway = json!({
+            "host": c.host,
+            "port": gw.port,
+            "auth": {
+                "mode": c.auth.mode.as_str(),
+                "token": secret(c.auth.token.is_some() || gw.auth.secret.is_some() && c.auth.mode.as_str() == "token"),
+                "password": secret(c.auth.password.is_some()),
+                "rateLimit": {
+                    "maxAttempts": c.auth.rate_limit.max_attempts,
+                    "windowMs": c.auth.rate_limit.window_ms,
+                    "lockoutMs": c.auth.rate_limit.lockout_ms,
                 },
-                "allowedOrigins": c.allowed_origins,
-                "trustedProxies": c.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-            }
+            },
+            "allowedOrigins": c.allowed_origins,
+            "trustedProxies": c.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         });
+        // Every section of the file, secrets redacted; the gateway section also carries the
+        // effective values (port, auth mode, rate limits) the file may leave to defaults.
+        let secrets = live_secrets(gw);
+        let mut parsed = raw
+            .as_deref()
+            .and_then(|r| clawgate_config::yaml::parse(r).ok().flatten())
+            .map(|n| redacted_tree(&n, false, &secrets))
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        let mut effective = parsed.clone();
+        merge(&mut effective["gateway"], gateway);
+        if parsed.get("gateway").is_none() {
+            parsed["gateway"] = effective["gateway"].clone();
+        }
         Ok(json!({
             "path": path.display().to_string(),
             "exists": raw.is_some(),
             "raw": redacted_raw,
-            "parsed": effective,
+            "parsed": parsed,
             "config": effective,
             "resolved": effective,
             "valid": true,
@@ -142,6 +154,68 @@ fn live_secrets(gw: &crate::state::Gateway) -> Vec<String> {
         .map(|s| s.expose().to_string())
         .filter(|s| s.len() >= 4)
         .collect()
+}
+
+/// Overlays `top` onto `base` (objects merged key by key, anything else replaced).
+fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+/// A YAML tree as JSON with the values of secret-named keys and of every header replaced
+/// by [`REDACTED`] (a bare `${ENV}` reference is not a secret and stays), and any literal copy
+/// of a live secret blanked wherever it stands.
+fn redacted_tree(node: &clawgate_config::yaml::Node, secret: bool, live: &[String]) -> Value {
+    use clawgate_config::yaml::Value as Y;
+    match &node.value {
+        _ if node.is_null() => Value::Null,
+        Y::Scalar(s, quoted) => {
+            let env_only = s.starts_with("${") && s.ends_with('}') && !s[2..].contains("${");
+            if secret && !env_only {
+                return json!(REDACTED);
+            }
+            if !quoted {
+                if let Ok(b) = s.parse::<bool>() {
+                    return json!(b);
+                }
+                if let Ok(n) = s.parse::<i64>() {
+                    return json!(n);
+                }
+                if let Ok(f) = s.parse::<f64>() {
+                    if f.is_finite() {
+                        return json!(f);
+                    }
+                }
+            }
+            let mut out = s.clone();
+            for l in live {
+                if out.contains(l.as_str()) {
+                    out = out.replace(l.as_str(), REDACTED);
+                }
+            }
+            json!(out)
+        }
+        Y::Seq(items) => Value::Array(
+            items
+                .iter()
+                .map(|n| redacted_tree(n, secret, live))
+                .collect(),
+        ),
+        Y::Map(entries) => {
+            let mut m = serde_json::Map::new();
+            for (k, _, v) in entries {
+                let hidden = secret || is_secret_key(k) || k.eq_ignore_ascii_case("headers");
+                m.insert(k.clone(), redacted_tree(v, hidden, live));
+            }
+            Value::Object(m)
+        }
+    }
 }
 
 /// Blanks the values of secret-named keys (unless they only reference `${ENV}`), and any

@@ -87,6 +87,8 @@ const METHODS: &[(&str, Handler)] = &[
     ("message.action", channels::message_action),
     ("pairing.list", channels::pairing_list),
     ("pairing.approve", channels::pairing_approve),
+    ("pairing.reject", channels::pairing_reject),
+    ("pairing.approved", channels::pairing_approved),
     ("channels.pairing.list", channels::channels_pairing_list),
     (
         "channels.pairing.approve",

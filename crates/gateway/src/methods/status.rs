@@ -6,6 +6,9 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let gw = &ctx.gw;
         let (running, waiting, kept) = gw.chat.run_counts();
+        gw.refresh_sessions(std::time::Duration::ZERO).await;
+        let health = gw.health_snapshot();
+        let (count, recent) = (&health["sessions"]["count"], &health["sessions"]["recent"]);
         Ok(json!({
             "runtimeVersion": crate::state::VERSION,
             "gateway": {
@@ -16,7 +19,7 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": false, "every": "disabled", "everyMs": null}]},
             "channelSummary": [],
             "queuedSystemEvents": gw.queued_system_events(),
-            "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": [{"agentId": "main", "path": "[redacted]", "count": 0, "recent": []}]},
+            "sessions": {"paths": [], "count": count, "defaults": {"model": null, "contextTokens": null}, "recent": recent, "byAgent": [{"agentId": "main", "path": "[redacted]", "count": count, "recent": recent}]},
             "processMemory": {"rssBytes": rss_bytes()},
             "agentRuns": {
                 "running": running, "waiting": waiting, "maxConcurrent": gw.chat.cfg.max_concurrent,

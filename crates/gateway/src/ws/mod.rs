@@ -107,6 +107,8 @@ where
         Handshake::Done(session, id, slot) => {
             // Authenticated: the full outbound bound applies from the hello-ok on.
             outlet.set_max_buffered(gw.timings.max_buffered_bytes);
+            // The snapshot's session summary may be a second old: hello stays cheap.
+            gw.refresh_sessions(std::time::Duration::from_secs(1)).await;
             outlet.send(frame::response_ok(
                 &id,
                 &hello::hello_ok(&gw, &session, &peer),
