@@ -238,7 +238,7 @@ pub async fn call(
 
 /// Calls `method` for a human-readable command; with `--json` the result is printed as is
 /// and `Ok(None)` comes back.
-async fn query(
+pub(crate) async fn query(
     flag: Option<PathBuf>,
     conn: &ConnArgs,
     scopes: &[&str],

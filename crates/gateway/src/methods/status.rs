@@ -19,7 +19,7 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             "sessions": {"paths": [], "count": 0, "defaults": {"model": null, "contextTokens": null}, "recent": [], "byAgent": [{"agentId": "main", "path": "[redacted]", "count": 0, "recent": []}]},
             "processMemory": {"rssBytes": rss_bytes()},
             "agentRuns": {
-                "running": running, "waiting": waiting, "maxConcurrent": gw.chat.cfg.max_concurrent,
+                "running": running, "waiting": waiting, "maxConcurrent": gw.chat.max_concurrent,
                 "waiters": kept,
             },
         }))
