@@ -238,6 +238,48 @@ async fn an_invalid_file_is_refused_with_its_position_and_the_old_allow_from_sta
 }
 
 #[tokio::test]
+async fn logging_level_applies_on_reload() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let text = |level: &str| {
+        config(
+            &llm,
+            &tg,
+            "fake-model",
+            "",
+            &format!("logging:\n  level: {level}\n"),
+        )
+    };
+    let gw = GatewayProcess::start(
+        bin(),
+        Options {
+            config: Some(text("warn")),
+            // Empty: `logging.level` decides, not the test kit's CLAWGATE_LOG=info.
+            env: vec![("CLAWGATE_LOG".into(), String::new())],
+            ..Options::default()
+        },
+    );
+    // At `warn` the start-up info lines are not written.
+    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), ADMIN).await;
+    let r = ws.call("gateway.reload", json!({})).await;
+    assert_eq!(r["payload"]["noop"], true, "{r}");
+    assert!(
+        !gw.stderr_text().contains("listening on http://"),
+        "{}",
+        gw.stderr_text()
+    );
+    // Raised to `info` by a reload: the reload's own info line is written.
+    write_config(&gw.home_path(), &text("info"));
+    gw.signal(libc::SIGHUP);
+    wait_stderr(
+        &gw,
+        "config reload (SIGHUP): changed [logging.level]; applied [logging.level]",
+    )
+    .await;
+    assert!(!gw.stderr_text().contains("config reload (gateway.reload)"));
+}
+
+#[tokio::test]
 async fn a_new_default_model_is_used_by_the_next_run() {
     let llm = FakeLlm::start().await;
     let tg = FakeTelegram::start().await;
@@ -364,4 +406,37 @@ async fn reload_and_config_apply_need_admin_and_apply_checks_the_base_hash() {
     tg.inject_private_text(777, "hello");
     let sent = tg.wait_for_sent(1, T).await;
     assert_eq!(sent[0].text, "Hello from the fake LLM!");
+}
+
+#[tokio::test]
+async fn allowed_origins_and_hosts_apply_on_reload() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let gw = start(config(&llm, &tg, "fake-model", "", ""));
+    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), ADMIN).await;
+    let origin = [("Origin", "https://claw.example.test")];
+    let host = [("Host", "gw.example.test")];
+    assert_eq!(RawWs::connect_with(gw.addr, &origin).await.err(), Some(403));
+    assert_eq!(RawWs::connect_with(gw.addr, &host).await.err(), Some(421));
+
+    write_config(
+        &gw.home_path(),
+        &config(
+            &llm,
+            &tg,
+            "fake-model",
+            "",
+            "gateway:\n  allowedOrigins: [\"https://claw.example.test\"]\n  allowedHosts: [\"gw.example.test\"]\n",
+        ),
+    );
+    let r = ws.call("gateway.reload", json!({})).await;
+    assert_eq!(
+        r["payload"]["applied"],
+        json!(["gateway.allowedHosts", "gateway.allowedOrigins"]),
+        "{r}"
+    );
+    assert_eq!(r["payload"]["restartRequired"], json!([]), "{r}");
+    assert!(RawWs::connect_with(gw.addr, &origin).await.is_ok());
+    assert!(RawWs::connect_with(gw.addr, &host).await.is_ok());
+    still_connected(&mut ws).await;
 }

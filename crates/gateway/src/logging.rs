@@ -269,7 +269,11 @@ pub fn init(
     redactor: &Redactor,
     cfg: &clawgate_config::LoggingConfig,
 ) -> io::Result<()> {
-    let from_env = EnvFilter::try_from_env("CLAWGATE_LOG").ok();
+    // An empty CLAWGATE_LOG counts as unset: `logging.level` decides.
+    let from_env = std::env::var("CLAWGATE_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
     let env_override = from_env.is_some();
     let filter = from_env.unwrap_or_else(|| EnvFilter::new(cfg.level.as_str()));
     let (filter, level) = tracing_subscriber::reload::Layer::new(filter);
