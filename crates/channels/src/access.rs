@@ -195,6 +195,27 @@ mod tests {
     }
 
     #[test]
+    fn a_live_policy_is_swapped_whole() {
+        let set = |allow: &[&str]| PolicySet {
+            dm_policy: DmPolicy::Allowlist,
+            allow_from: v(allow),
+            groups: Vec::new(),
+        };
+        let live = LivePolicy::new(set(&["42"]));
+        let before = live.get();
+        let dm = msg(ChatType::Direct, "7", "7", false);
+        assert_eq!(
+            decide(&before.view(), &dm, false),
+            Decision::Drop("sender not in allowFrom")
+        );
+        assert!(!live.set(set(&["42"])), "same set: no change");
+        assert!(live.set(set(&["42", "7"])));
+        assert_eq!(decide(&live.get().view(), &dm, false), Decision::Process);
+        // A holder of the old snapshot keeps judging with it.
+        assert_eq!(before.allow_from, v(&["42"]));
+    }
+
+    #[test]
     fn groups_need_listing_and_mentions() {
         let groups = vec![
             (
