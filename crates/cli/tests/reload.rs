@@ -440,3 +440,45 @@ async fn allowed_origins_and_hosts_apply_on_reload() {
     assert!(RawWs::connect_with(gw.addr, &host).await.is_ok());
     still_connected(&mut ws).await;
 }
+
+#[tokio::test]
+async fn a_new_bot_token_waits_for_a_restart_and_is_never_logged() {
+    let llm = FakeLlm::start().await;
+    let tg = FakeTelegram::start().await;
+    let allow = "    allowFrom: [\"42\"]\n";
+    let gw = start(config(&llm, &tg, "fake-model", allow, ""));
+    let (mut ws, _) = connect_cli(gw.addr, &gw.token(), ADMIN).await;
+    let old = config(&llm, &tg, "fake-model", allow, "");
+    let new_token = "999999:NEW-token-never-logged";
+    let edited = old.replace(&tg.token(), new_token);
+    assert_ne!(edited, old);
+    write_config(&gw.home_path(), &edited);
+    let r = ws.call("gateway.reload", json!({})).await;
+    assert_eq!(
+        r["payload"]["changed"],
+        json!(["channels.telegram.botToken"]),
+        "{r}"
+    );
+    assert_eq!(r["payload"]["applied"], json!([]), "{r}");
+    assert_eq!(
+        r["payload"]["restartRequired"],
+        json!(["channels.telegram.botToken"]),
+        "{r}"
+    );
+    // Still polling with the running token: a message is answered.
+    tg.inject_private_text(42, "still there?");
+    let sent = tg.wait_for_sent(1, T).await;
+    assert_eq!(sent[0].text, "Hello from the fake LLM!");
+    // A second reload still lists it (the running value differs from the file).
+    let r = ws.call("gateway.reload", json!({})).await;
+    assert_eq!(r["payload"]["noop"], true, "{r}");
+    assert_eq!(
+        r["payload"]["restartRequired"],
+        json!(["channels.telegram.botToken"]),
+        "{r}"
+    );
+    let log = gw.stderr_text()
+        + &std::fs::read_to_string(gw.home_path().join("logs/gateway.log")).unwrap_or_default();
+    assert!(!log.contains(new_token), "the new token reached a log");
+    assert!(!log.contains(&tg.token()), "the token reached a log");
+}
