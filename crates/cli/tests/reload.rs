@@ -450,7 +450,7 @@ async fn a_new_bot_token_waits_for_a_restart_and_is_never_logged() {
     let (mut ws, _) = connect_cli(gw.addr, &gw.token(), ADMIN).await;
     let old = config(&llm, &tg, "fake-model", allow, "");
     let new_token = "999999:NEW-token-never-logged";
-    let edited = old.replace(&tg.token(), new_token);
+    let edited = old.replace(tg.token(), new_token);
     assert_ne!(edited, old);
     write_config(&gw.home_path(), &edited);
     let r = ws.call("gateway.reload", json!({})).await;
