@@ -3,6 +3,7 @@
 
 use crate::{ChatType, InboundMessage};
 use clawgate_config::{DmPolicy, GroupConfig};
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -18,6 +19,48 @@ pub struct Policy<'a> {
     pub dm_policy: DmPolicy,
     pub allow_from: &'a [String],
     pub groups: &'a [(String, GroupConfig)],
+}
+
+/// A channel's access settings, owned: what [`crate::plugin::Channel::policy`] hands out
+/// and what a config reload replaces as a whole (never field by field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySet {
+    pub dm_policy: DmPolicy,
+    pub allow_from: Vec<String>,
+    pub groups: Vec<(String, GroupConfig)>,
+}
+
+impl PolicySet {
+    pub fn view(&self) -> Policy<'_> {
+        Policy {
+            dm_policy: self.dm_policy,
+            allow_from: &self.allow_from,
+            groups: &self.groups,
+        }
+    }
+}
+
+/// The running [`PolicySet`] of a channel, swapped whole by a reload: a message is judged
+/// against one consistent set, the old or the new.
+#[derive(Debug)]
+pub struct LivePolicy(RwLock<Arc<PolicySet>>);
+
+impl LivePolicy {
+    pub fn new(p: PolicySet) -> LivePolicy {
+        LivePolicy(RwLock::new(Arc::new(p)))
+    }
+    pub fn get(&self) -> Arc<PolicySet> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Replaces the set; `true` when it differs from the running one.
+    pub fn set(&self, p: PolicySet) -> bool {
+        let mut cur = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if **cur == p {
+            return false;
+        }
+        *cur = Arc::new(p);
+        true
+    }
 }
 
 fn listed(list: &[String], id: &str) -> bool {
@@ -149,6 +192,27 @@ mod tests {
             groups: &[],
         };
         assert_eq!(decide(&open, &dm("9"), false), Decision::Process);
+    }
+
+    #[test]
+    fn a_live_policy_is_swapped_whole() {
+        let set = |allow: &[&str]| PolicySet {
+            dm_policy: DmPolicy::Allowlist,
+            allow_from: v(allow),
+            groups: Vec::new(),
+        };
+        let live = LivePolicy::new(set(&["42"]));
+        let before = live.get();
+        let dm = msg(ChatType::Direct, "7", "7", false);
+        assert_eq!(
+            decide(&before.view(), &dm, false),
+            Decision::Drop("sender not in allowFrom")
+        );
+        assert!(!live.set(set(&["42"])), "same set: no change");
+        assert!(live.set(set(&["42", "7"])));
+        assert_eq!(decide(&live.get().view(), &dm, false), Decision::Process);
+        // A holder of the old snapshot keeps judging with it.
+        assert_eq!(before.allow_from, v(&["42"]));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! what it gets from the gateway (the narrow [`Host`]). The gateway holds the channels built
 //! from [`crate::registry`] and loops over them; it names no platform.
 
-use crate::access::Policy;
+use crate::access::PolicySet;
 use crate::status::StatusCell;
 use crate::{ChatType, InboundMessage, SendError};
 use clawgate_config::{ChannelConfigParser, ChannelEntry, DmScope};
@@ -124,6 +124,10 @@ impl DoctorCheck {
         }
     }
 }
+
+/// A channel cannot take a new section while running: the change waits for a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartNeeded;
 
 /// One outbound chunk (a row of the outbox).
 #[derive(Debug, Clone, Copy)]
@@ -258,7 +262,19 @@ pub trait Channel: Send + Sync {
     fn ready(&self) -> bool;
     /// A stored payload → the normalized message (`None`: not a message for the agent).
     fn parse(&self, raw: &Value) -> Option<InboundMessage>;
-    fn policy(&self) -> Policy<'_>;
+    /// Who may talk to the agent (the running set; a reload may replace it).
+    fn policy(&self) -> Arc<PolicySet>;
+    /// The keys of the channel's section that [`Channel::reconfigure`] applies live (its
+    /// access policy); a change to any other key needs a restart. Empty by default.
+    fn live_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Takes the live keys ([`Channel::live_keys`]) from a new, valid section of this channel
+    /// and leaves everything else as it runs. `Ok(true)`: the policy changed. The default
+    /// applies nothing.
+    fn reconfigure(&self, _entry: &ChannelEntry) -> Result<bool, RestartNeeded> {
+        Err(RestartNeeded)
+    }
     /// The line that tells an unknown sender their id (`Your Telegram user id: 42`).
     fn id_line(&self, sender_id: &str) -> String;
     fn egress(&self) -> &dyn Egress;

@@ -4,6 +4,7 @@ mod chat;
 mod client;
 mod commands;
 mod more;
+mod reload;
 mod ui;
 
 use clap::{Args, Parser, Subcommand};
@@ -200,6 +201,9 @@ enum GatewayCommand {
     },
     /// Is it running, reachable, and does auth work? With the fix for each failure
     Status(ConnArgs),
+    /// Re-read config.yaml in the running gateway (like SIGHUP): live keys apply at once,
+    /// the rest is listed as needing a restart
+    Reload(ConnArgs),
     /// Call one RPC method and print its result
     Call {
         /// Method name, e.g. health, status, system-presence
@@ -337,6 +341,7 @@ fn main() -> ExitCode {
                     commands::run_gateway(config, host, port).await
                 }
                 GatewayCommand::Status(conn) => commands::gateway_status(config, conn).await,
+                GatewayCommand::Reload(conn) => reload::gateway_reload(config, conn).await,
                 GatewayCommand::Call {
                     method,
                     params,

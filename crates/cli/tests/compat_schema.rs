@@ -252,6 +252,10 @@ const NOT_CALLED: &[(&str, &str)] = &[
         "channels.pairing.dismiss",
         "needs a pending channel pairing request",
     ),
+    (
+        "config.apply",
+        "needs the file's current hash and rewrites config.yaml (tests/reload.rs)",
+    ),
     ("send", "needs a configured channel"),
     ("message.action", "needs a configured channel"),
 ];

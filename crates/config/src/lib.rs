@@ -374,9 +374,46 @@ pub struct StoreConfig {
     pub retention: RetentionConfig,
 }
 
+/// `logging.level`: the least severe level written (stderr and the log file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub const NAMES: [&'static str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<LogLevel> {
+        Some(match s {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+}
+
 /// `logging`: the gateway's own log file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoggingConfig {
+    /// `level` (default `info`; `CLAWGATE_LOG` overrides it). Applied live on reload.
+    pub level: LogLevel,
     /// The file is rotated when a write would take it past this size (`maxFileBytes`).
     pub max_file_bytes: u64,
     /// Rotated files kept (`gateway.log.1` … `.N`, `maxFiles`).
@@ -386,6 +423,7 @@ pub struct LoggingConfig {
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
+            level: LogLevel::Info,
             max_file_bytes: 10 * 1024 * 1024,
             max_files: 5,
         }

@@ -495,6 +495,14 @@ pub fn config_schema(channels: &[&str]) -> Value {
         "The gateway's log file.",
         vec![
             (
+                "level",
+                one_of(
+                    "Least severe level logged (CLAWGATE_LOG overrides it); applied on reload.",
+                    &crate::LogLevel::NAMES,
+                    d.logging.level.as_str(),
+                ),
+            ),
+            (
                 "maxFileBytes",
                 int(
                     "Size at which the file is rotated.",

@@ -42,12 +42,19 @@ pub(crate) fn store(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
 }
 
 pub(crate) fn logging(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
-    let Some(entries) = ctx.mapping(node, "logging", &["maxFileBytes", "maxFiles"]) else {
+    let Some(entries) = ctx.mapping(node, "logging", &["level", "maxFileBytes", "maxFiles"]) else {
         return;
     };
     for (k, _, v) in entries {
         let key = join("logging", k);
         match k.as_str() {
+            "level" => {
+                if let Some(s) = ctx.one_of(v, &key, &crate::LogLevel::NAMES) {
+                    if let Some(l) = crate::LogLevel::from_name(&s) {
+                        cfg.logging.level = l;
+                    }
+                }
+            }
             "maxFileBytes" => {
                 if let Some(n) = ctx.integer(v, &key, 4096, 1 << 40) {
                     cfg.logging.max_file_bytes = n;

@@ -46,7 +46,7 @@ impl Peer {
         };
         let origin_local = origin.as_deref().is_none_or(|o| {
             let o = o.to_ascii_lowercase();
-            gw.allowed_origins.iter().take(3).any(|a| *a == o)
+            gw.allowlists().origins.iter().take(3).any(|a| *a == o)
         });
         let is_local = clawgate_config::is_loopback_ip(peer_ip) && !forwarded && origin_local;
         Peer {

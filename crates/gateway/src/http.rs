@@ -75,7 +75,7 @@ fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
 pub fn host_allowed(gw: &Gateway, value: &str) -> bool {
     match clawgate_config::split_host_port(value) {
         Some((host, _)) => {
-            clawgate_config::is_loopback_host(&host) || gw.allowed_hosts.contains(&host)
+            clawgate_config::is_loopback_host(&host) || gw.allowlists().hosts.contains(&host)
         }
         None => false,
     }
@@ -105,7 +105,7 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         if is_upgrade || req.method() != Method::GET && req.method() != Method::HEAD {
             let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
-            if !gw.allowed_origins.contains(&origin) {
+            if !gw.allowlists().origins.contains(&origin) {
                 warn!(origin = %sanitize(&origin), "browser origin refused");
                 return error(
                     StatusCode::FORBIDDEN,

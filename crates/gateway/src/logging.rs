@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
 /// Secret values that must never reach a log sink.
 #[derive(Clone, Default)]
@@ -18,10 +18,10 @@ pub struct Redactor(Arc<RwLock<Vec<String>>>);
 impl Redactor {
     pub fn add(&self, secret: &str) {
         if secret.len() >= 4 {
-            self.0
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(secret.to_string());
+            let mut list = self.0.write().unwrap_or_else(|p| p.into_inner());
+            if !list.iter().any(|s| s == secret) {
+                list.push(secret.to_string());
+            }
         }
     }
 
@@ -229,6 +229,39 @@ where
     }
 }
 
+/// The running log level filter and the redactor of the installed subscriber: a config
+/// reload changes the level and registers new secrets through them.
+struct Installed {
+    level: tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+    redactor: Redactor,
+    /// `CLAWGATE_LOG` was set: it decides the level, not `logging.level`.
+    env_override: bool,
+}
+
+static INSTALLED: std::sync::OnceLock<Installed> = std::sync::OnceLock::new();
+
+/// Registers a secret with the installed subscriber's redactor (no-op before `init`).
+pub fn add_secret(secret: &str) {
+    if let Some(i) = INSTALLED.get() {
+        i.redactor.add(secret);
+    }
+}
+
+/// Sets the level from `logging.level`. `Ok(false)`: nothing to change (`CLAWGATE_LOG`
+/// decides, or no subscriber of ours is installed).
+pub fn set_level(level: clawgate_config::LogLevel) -> Result<bool, String> {
+    let Some(i) = INSTALLED.get() else {
+        return Ok(false);
+    };
+    if i.env_override {
+        return Ok(false);
+    }
+    i.level
+        .reload(EnvFilter::new(level.as_str()))
+        .map(|_| true)
+        .map_err(|e| format!("cannot change the log level: {e}"))
+}
+
 /// Installs the global subscriber. `log_file` gets JSON lines (0600), rotated by size per
 /// `logging`; stderr gets text.
 pub fn init(
@@ -236,15 +269,20 @@ pub fn init(
     redactor: &Redactor,
     cfg: &clawgate_config::LoggingConfig,
 ) -> io::Result<()> {
-    let filter =
-        || EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // An empty CLAWGATE_LOG counts as unset: `logging.level` decides.
+    let from_env = std::env::var("CLAWGATE_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
+    let env_override = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(cfg.level.as_str()));
+    let (filter, level) = tracing_subscriber::reload::Layer::new(filter);
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(RedactingWriter {
             inner: Stderr,
             redactor: redactor.clone(),
         })
-        .with_target(false)
-        .with_filter(filter());
+        .with_target(false);
     let file_layer = match log_file {
         Some(path) => {
             if let Some(dir) = path.parent() {
@@ -257,15 +295,22 @@ pub fn init(
                     .with_writer(RedactingWriter {
                         inner: SharedFile(Arc::new(Mutex::new(file))),
                         redactor: redactor.clone(),
-                    })
-                    .with_filter(filter()),
+                    }),
             )
         }
         None => None,
     };
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
+        .with(filter)
         .with(stderr_layer)
         .with(file_layer)
         .try_init();
+    if installed.is_ok() {
+        let _ = INSTALLED.set(Installed {
+            level,
+            redactor: redactor.clone(),
+            env_override,
+        });
+    }
     Ok(())
 }

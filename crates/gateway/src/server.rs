@@ -232,6 +232,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     // Handlers first, then the line that tells scripts we are up: a SIGTERM/SIGINT sent right
     // after it must reach the clean shutdown, not the default action.
     let signals = tokio::spawn(wait_for_signal(install_signals()));
+    crate::reload::spawn_sighup(gw.clone());
     banner(&gw, local, token_file.as_deref());
 
     let preauth = Arc::new(crate::preauth::PreauthSlots::default());

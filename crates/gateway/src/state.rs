@@ -3,13 +3,13 @@
 use crate::conns::Registry;
 use crate::devices::{now_ms, DeviceStore};
 use crate::ratelimit::AuthRateLimiter;
-use clawgate_config::{AuthMode, Config, Secret};
+use clawgate_config::{AuthMode, Config, GatewayConfig, Secret};
 use clawgate_protocol::frame::StateVersion;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::watch;
 
@@ -77,8 +77,46 @@ pub struct PresenceEntry {
     pub value: Value,
 }
 
+/// The browser-facing allowlists (`gateway.allowedOrigins`, `gateway.allowedHosts` and the
+/// loopback defaults); a config reload replaces them whole.
+pub struct Allowlists {
+    /// The three loopback origins of this port first, then the configured ones.
+    pub origins: Vec<String>,
+    pub hosts: Vec<String>,
+}
+
+impl Allowlists {
+    pub fn new(cfg: &GatewayConfig, port: u16) -> Allowlists {
+        let mut origins = vec![
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::1]:{port}"),
+        ];
+        origins.extend(cfg.allowed_origins.iter().cloned());
+        let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()];
+        hosts.push(bracket_host(&cfg.host));
+        hosts.extend(cfg.allowed_hosts.iter().cloned());
+        // Kept for compatibility: the host names of allowed origins are allowed hosts too.
+        for o in &cfg.allowed_origins {
+            if let Some(h) = origin_host(o) {
+                hosts.push(h);
+            }
+        }
+        hosts.sort();
+        hosts.dedup();
+        Allowlists { origins, hosts }
+    }
+}
+
 pub struct Gateway {
+    /// The config as the gateway started. Keys that need a restart (host, port, auth, channel
+    /// credentials, controlUi, …) are read here; keys a reload applies live are read from
+    /// [`Gateway::live_config`].
     pub config: Config,
+    /// The config in force: `config` plus what reloads applied (see `crate::reload`).
+    live_config: RwLock<Arc<Config>>,
+    /// Serialises reloads; holds the text of the file last applied (to list changed keys).
+    pub reload: tokio::sync::Mutex<crate::reload::Applied>,
     pub auth: AuthSettings,
     pub home: PathBuf,
     pub log_path: PathBuf,
@@ -93,8 +131,7 @@ pub struct Gateway {
     pub limiter: AuthRateLimiter,
     pub devices: DeviceStore,
     pub trusted_proxies: Vec<IpNet>,
-    pub allowed_origins: Vec<String>,
-    pub allowed_hosts: Vec<String>,
+    allowlists: RwLock<Arc<Allowlists>>,
     presence: Mutex<Vec<PresenceEntry>>,
     state_version: Mutex<StateVersion>,
     pub shutdown: watch::Sender<bool>,
@@ -132,30 +169,15 @@ impl Gateway {
     pub fn new(parts: GatewayParts) -> Gateway {
         let cfg = &parts.config.gateway;
         let port = parts.port;
-        let mut allowed_origins = vec![
-            format!("http://127.0.0.1:{port}"),
-            format!("http://localhost:{port}"),
-            format!("http://[::1]:{port}"),
-        ];
-        allowed_origins.extend(cfg.allowed_origins.iter().cloned());
-        let mut allowed_hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()];
-        allowed_hosts.push(bracket_host(&cfg.host));
-        allowed_hosts.extend(cfg.allowed_hosts.iter().cloned());
-        // Kept for compatibility: the host names of allowed origins are allowed hosts too.
-        for o in &cfg.allowed_origins {
-            if let Some(h) = origin_host(o) {
-                allowed_hosts.push(h);
-            }
-        }
-        allowed_hosts.sort();
-        allowed_hosts.dedup();
+        let allowlists = Allowlists::new(cfg, port);
         let (shutdown, _) = watch::channel(false);
         let conns = Registry::new(cfg.max_connections, cfg.max_buffered_bytes_total);
         Gateway {
             limiter: AuthRateLimiter::new(cfg.auth.rate_limit),
             trusted_proxies: cfg.trusted_proxies.clone(),
-            allowed_origins,
-            allowed_hosts,
+            allowlists: RwLock::new(Arc::new(allowlists)),
+            live_config: RwLock::new(Arc::new(parts.config.clone())),
+            reload: tokio::sync::Mutex::new(crate::reload::Applied::read(&parts.config.path)),
             config: parts.config,
             auth: parts.auth,
             home: parts.home,
@@ -215,6 +237,30 @@ impl Gateway {
             .sessions_summary
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), total as u64, recent);
+    }
+
+    /// The config in force now (start-up config plus the keys reloads applied live).
+    pub fn live_config(&self) -> Arc<Config> {
+        self.live_config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The browser-facing allowlists in force now.
+    pub fn allowlists(&self) -> Arc<Allowlists> {
+        self.allowlists
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a reloaded config (see `crate::reload`): the caller has already kept the
+    /// running values of the keys that need a restart.
+    pub fn set_live_config(&self, config: Config) {
+        let lists = Allowlists::new(&config.gateway, self.port);
+        *self.allowlists.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(lists);
+        *self.live_config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
     /// Removes and returns the system events queued for `session_key`, oldest first.

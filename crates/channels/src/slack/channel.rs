@@ -7,17 +7,15 @@ use super::config::{SlackConfig, SlackMode};
 use super::events::{self, BotIdentity, EventsBody, ParseOptions};
 use super::socket::{EndReason, EnvelopeKind, SocketEvent, SocketModeSession, SocketOptions};
 use super::verify::{Verifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::access::Policy;
+use crate::access::{LivePolicy, PolicySet};
 use crate::plugin::{
-    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, ReplyRoute, Webhook,
-    WebhookEvent,
+    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, ReplyRoute, RestartNeeded,
+    Webhook, WebhookEvent,
 };
 use crate::status::StatusCell;
 use crate::{InboundMessage, SendError};
 use clawgate_config::yaml::Node;
-use clawgate_config::{
-    ChannelConfigParser, ChannelEntry, ChannelSection, Ctx, DmScope, GroupConfig,
-};
+use clawgate_config::{ChannelConfigParser, ChannelEntry, ChannelSection, Ctx, DmScope};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
@@ -73,10 +71,18 @@ pub struct Slack {
     app_api: Option<SlackApi>,
     verifier: Option<Verifier>,
     bot: RwLock<BotIdentity>,
-    allow_from: Vec<String>,
-    groups: Vec<(String, GroupConfig)>,
+    /// `dmPolicy`, `allowFrom`, `groupPolicy`, `channels` as running (a reload replaces them).
+    policy: LivePolicy,
     status: StatusCell,
     host: Arc<dyn Host>,
+}
+
+fn policy_of(cfg: &SlackConfig) -> PolicySet {
+    PolicySet {
+        dm_policy: cfg.dm_policy,
+        allow_from: cfg.effective_allow_from(),
+        groups: cfg.access_groups(),
+    }
 }
 
 impl Slack {
@@ -99,8 +105,7 @@ impl Slack {
             None => None,
         };
         Ok(Slack {
-            allow_from: cfg.effective_allow_from(),
-            groups: cfg.access_groups(),
+            policy: LivePolicy::new(policy_of(&cfg)),
             cfg,
             api,
             app_api,
@@ -403,12 +408,17 @@ impl Channel for Slack {
             .map(|s| s.msg)
     }
 
-    fn policy(&self) -> Policy<'_> {
-        Policy {
-            dm_policy: self.cfg.dm_policy,
-            allow_from: &self.allow_from,
-            groups: &self.groups,
-        }
+    fn policy(&self) -> Arc<PolicySet> {
+        self.policy.get()
+    }
+
+    fn live_keys(&self) -> &'static [&'static str] {
+        &["dmPolicy", "allowFrom", "groupPolicy", "channels"]
+    }
+
+    fn reconfigure(&self, entry: &ChannelEntry) -> Result<bool, RestartNeeded> {
+        let cfg = entry.get::<SlackConfig>().ok_or(RestartNeeded)?;
+        Ok(self.policy.set(policy_of(cfg)))
     }
 
     fn id_line(&self, sender_id: &str) -> String {

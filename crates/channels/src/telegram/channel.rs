@@ -4,9 +4,10 @@
 use super::api::Api;
 use super::config::{Parser, TelegramConfig, TelegramMode};
 use super::parse::{parse_update, update_id, BotIdentity};
-use crate::access::Policy;
+use crate::access::{LivePolicy, PolicySet};
 use crate::plugin::{
-    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webhook, WebhookEvent,
+    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, RestartNeeded, Webhook,
+    WebhookEvent,
 };
 use crate::status::StatusCell;
 use crate::{InboundMessage, SendError};
@@ -69,6 +70,16 @@ pub struct Telegram {
     bot: RwLock<BotIdentity>,
     status: StatusCell,
     host: Arc<dyn Host>,
+    /// `dmPolicy`, `allowFrom`, `groups` as running (a reload replaces them).
+    policy: LivePolicy,
+}
+
+fn policy_of(cfg: &TelegramConfig) -> PolicySet {
+    PolicySet {
+        dm_policy: cfg.dm_policy,
+        allow_from: cfg.allow_from.clone(),
+        groups: cfg.groups.clone(),
+    }
 }
 
 const OFFSET_KEY: &str = "telegram:default:offset";
@@ -81,6 +92,7 @@ impl Telegram {
             .ok_or("channels.telegram.botToken is not set")?;
         let api = Api::new(&cfg.api_root, token)?;
         Ok(Telegram {
+            policy: LivePolicy::new(policy_of(&cfg)),
             cfg,
             api,
             bot: RwLock::new(BotIdentity::default()),
@@ -327,12 +339,17 @@ impl Channel for Telegram {
         parse_update(raw, "default", &self.identity())
     }
 
-    fn policy(&self) -> Policy<'_> {
-        Policy {
-            dm_policy: self.cfg.dm_policy,
-            allow_from: &self.cfg.allow_from,
-            groups: &self.cfg.groups,
-        }
+    fn policy(&self) -> Arc<PolicySet> {
+        self.policy.get()
+    }
+
+    fn live_keys(&self) -> &'static [&'static str] {
+        &["dmPolicy", "allowFrom", "groups"]
+    }
+
+    fn reconfigure(&self, entry: &ChannelEntry) -> Result<bool, RestartNeeded> {
+        let cfg = entry.get::<TelegramConfig>().ok_or(RestartNeeded)?;
+        Ok(self.policy.set(policy_of(cfg)))
     }
 
     fn id_line(&self, sender_id: &str) -> String {

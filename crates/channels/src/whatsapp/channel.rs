@@ -6,9 +6,10 @@ use super::api::{window_error, Graph, TOKEN_FIX, WINDOW_SECS};
 use super::config::{to_e164, Parser, WhatsAppConfig};
 use super::inbound::{self, CHANNEL};
 use super::webhook::{self, StatusReport, SIGNATURE_HEADER};
-use crate::access::Policy;
+use crate::access::{LivePolicy, PolicySet};
 use crate::plugin::{
-    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, Webhook, WebhookEvent,
+    BoxFuture, Channel, ChannelPlugin, Egress, Host, OutChunk, Rejected, RestartNeeded, Webhook,
+    WebhookEvent,
 };
 use crate::status::{now_ms, StatusCell};
 use crate::{InboundMessage, SendError};
@@ -78,6 +79,16 @@ pub struct WhatsApp {
     typing: Mutex<HashMap<String, (Instant, String)>>,
     reports: mpsc::Sender<StatusReport>,
     reports_rx: Mutex<Option<mpsc::Receiver<StatusReport>>>,
+    /// `dmPolicy`, `allowFrom`, `groups` as running (a reload replaces them).
+    policy: LivePolicy,
+}
+
+fn policy_of(cfg: &WhatsAppConfig) -> PolicySet {
+    PolicySet {
+        dm_policy: cfg.dm_policy,
+        allow_from: cfg.allow_from.clone(),
+        groups: cfg.groups.clone(),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,6 +130,7 @@ impl WhatsApp {
         )?;
         let (tx, rx) = mpsc::channel(MAX_QUEUED_REPORTS);
         Ok(WhatsApp {
+            policy: LivePolicy::new(policy_of(&cfg)),
             cfg,
             graph: Arc::new(graph),
             status: StatusCell::default(),
@@ -471,12 +483,17 @@ impl Channel for WhatsApp {
         inbound::to_inbound(raw, "default")
     }
 
-    fn policy(&self) -> Policy<'_> {
-        Policy {
-            dm_policy: self.cfg.dm_policy,
-            allow_from: &self.cfg.allow_from,
-            groups: &self.cfg.groups,
-        }
+    fn policy(&self) -> Arc<PolicySet> {
+        self.policy.get()
+    }
+
+    fn live_keys(&self) -> &'static [&'static str] {
+        &["dmPolicy", "allowFrom", "groups"]
+    }
+
+    fn reconfigure(&self, entry: &ChannelEntry) -> Result<bool, RestartNeeded> {
+        let cfg = entry.get::<WhatsAppConfig>().ok_or(RestartNeeded)?;
+        Ok(self.policy.set(policy_of(cfg)))
     }
 
     fn id_line(&self, sender_id: &str) -> String {

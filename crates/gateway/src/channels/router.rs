@@ -118,7 +118,7 @@ async fn process(gw: Arc<Gateway>, port: Running, row: InboundRow) {
             return;
         }
     };
-    match decide(&port.ch.policy(), &msg, approved) {
+    match decide(&port.ch.policy().view(), &msg, approved) {
         Decision::Drop(reason) => {
             debug!(channel = port.ch.name(), chat = %msg.chat_id, "message ignored: {reason}");
             mark(&gw, &row, "ignored").await;
@@ -199,7 +199,7 @@ async fn run_agent(gw: &Arc<Gateway>, port: &Running, row: &InboundRow, msg: &In
         .await;
         return;
     }
-    let key = port.ch.session_key(gw.config.dm_scope, msg);
+    let key = port.ch.session_key(gw.live_config().dm_scope, msg);
     let run_id = format!("{}-{}-{}", port.ch.name(), row.id, attempt);
     match start_turn(gw, &key, &run_id, &msg.text, None).await {
         Ok(()) => {}
@@ -211,7 +211,7 @@ async fn run_agent(gw: &Arc<Gateway>, port: &Running, row: &InboundRow, msg: &In
     // Typing while the agent works (platforms show it for about 5 s).
     let wait = gw.chat.wait(
         &run_id,
-        Duration::from_millis(gw.chat.cfg.timeout_ms + 60_000),
+        Duration::from_millis(gw.chat.settings().cfg.timeout_ms + 60_000),
     );
     tokio::pin!(wait);
     let summary = loop {

@@ -3,7 +3,7 @@
 
 use super::events::{session_message, sessions_changed, RunEmitter};
 use super::transcript::{self, usage_json};
-use super::{RunRequest, RunSummary};
+use super::{AgentSettings, RunRequest, RunSummary};
 use crate::devices::now_ms;
 use crate::state::Gateway;
 use clawgate_agent::context::{finish_prompt, load_bootstrap, trim_history};
@@ -49,8 +49,10 @@ async fn append(gw: &Gateway, key: &str, content: Value, run_id: &str, usage: Op
 }
 
 /// The models to try for a session: its override, else the default, then the fallbacks.
-fn models_for(gw: &Gateway, override_model: Option<String>) -> Result<Vec<ModelChoice>, String> {
-    let rt = &gw.chat;
+fn models_for(
+    rt: &AgentSettings,
+    override_model: Option<String>,
+) -> Result<Vec<ModelChoice>, String> {
     let primary = override_model
         .or_else(|| rt.cfg.model.clone())
         .ok_or_else(|| NO_MODEL_MESSAGE.to_string())?;
@@ -84,8 +86,8 @@ fn models_for(gw: &Gateway, override_model: Option<String>) -> Result<Vec<ModelC
     Ok(out)
 }
 
-fn context_budget(gw: &Gateway, m: &ModelChoice, system_len: usize) -> usize {
-    let window = gw.chat.cfg.context_tokens.or_else(|| {
+fn context_budget(s: &AgentSettings, m: &ModelChoice, system_len: usize) -> usize {
+    let window = s.cfg.context_tokens.or_else(|| {
         m.provider
             .cfg
             .models
@@ -107,6 +109,8 @@ pub async fn execute(
 ) -> RunSummary {
     req.start_gate.wait().await;
     let rt = &gw.chat;
+    // One snapshot of the reloadable settings for the whole run.
+    let settings = rt.settings();
     let started = now_ms();
     let mut em = RunEmitter::new(gw, &req.run_id, &req.session_key, req.initiator);
     em.agent("lifecycle", json!({"phase": "start", "startedAt": started}));
@@ -122,7 +126,7 @@ pub async fn execute(
     });
     let (stored, bootstrap) = tokio::join!(
         stored,
-        load_bootstrap(&rt.workspace, rt.cfg.bootstrap_max_chars)
+        load_bootstrap(&rt.workspace, settings.cfg.bootstrap_max_chars)
     );
     let (override_model, rows) = stored.unwrap_or_default();
     sessions_changed(gw, &req.session_key, "agent.run.started", None);
@@ -132,7 +136,7 @@ pub async fn execute(
     let mut model: Option<String> = None;
     let mut usage = Usage::default();
 
-    let end: Result<RunEnd, &'static str> = match models_for(gw, override_model) {
+    let end: Result<RunEnd, &'static str> = match models_for(&settings, override_model) {
         Err(msg) => Ok(RunEnd::Failed(Failure {
             message: msg,
             provider: None,
@@ -158,26 +162,26 @@ pub async fn execute(
                 .collect();
             let history = trim_history(
                 transcript::repair(msgs),
-                context_budget(gw, &first, system.len()),
+                context_budget(&settings, &first, system.len()),
             );
             let spec = RunSpec {
                 models,
                 system,
                 history,
                 user_text: req.user_text.clone(),
-                tools: rt.tools.clone(),
+                tools: settings.tools.clone(),
                 tool_ctx: ToolContext {
                     workspace: rt.workspace.clone(),
                     state_dir: rt.state_dir.clone(),
                     config_file: rt.config_file.clone(),
-                    max_output_bytes: rt.max_output_bytes,
+                    max_output_bytes: settings.max_output_bytes,
                 },
-                max_iterations: rt.cfg.max_tool_iterations,
+                max_iterations: settings.cfg.max_tool_iterations,
             };
             let (tx, mut rx) = mpsc::channel::<RunEvent>(256);
             let looped = run(spec, tx);
             tokio::pin!(looped);
-            let deadline = tokio::time::sleep(Duration::from_millis(rt.cfg.timeout_ms));
+            let deadline = tokio::time::sleep(Duration::from_millis(settings.cfg.timeout_ms));
             tokio::pin!(deadline);
             let outcome = loop {
                 tokio::select! {

@@ -100,16 +100,25 @@ struct Lane {
     queue: VecDeque<RunRequest>,
 }
 
-pub struct ChatRuntime {
-    pub store: StoreHandle,
+/// What a config reload may replace while runs go on: a run takes one snapshot when it
+/// starts and keeps it to its end.
+pub struct AgentSettings {
     pub providers: HashMap<String, Arc<Provider>>,
     pub tools: Arc<Vec<Box<dyn Tool>>>,
+    /// `agents.defaults` (its `workspace` and `maxConcurrent` are fixed at start-up).
+    pub cfg: AgentDefaults,
+    pub max_output_bytes: usize,
+}
+
+pub struct ChatRuntime {
+    pub store: StoreHandle,
+    settings: std::sync::RwLock<Arc<AgentSettings>>,
     pub workspace: PathBuf,
     pub state_dir: PathBuf,
     /// The active config file: the agent's tools never touch it.
     pub config_file: Option<PathBuf>,
-    pub cfg: AgentDefaults,
-    pub max_output_bytes: usize,
+    /// `agents.defaults.maxConcurrent` as started (the size of `slots`).
+    pub max_concurrent: usize,
     lanes: Mutex<HashMap<String, Lane>>,
     active: Mutex<HashMap<String, ActiveRun>>,
     done: Mutex<HashMap<String, watch::Sender<Option<RunSummary>>>>,
@@ -159,12 +168,10 @@ impl ChatRuntime {
     ) -> ChatRuntime {
         ChatRuntime {
             store,
-            providers,
-            tools,
             workspace,
             state_dir,
             config_file: None,
-            max_output_bytes,
+            max_concurrent: cfg.max_concurrent.max(1),
             lanes: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             done: Mutex::new(HashMap::new()),
@@ -173,8 +180,26 @@ impl ChatRuntime {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             max_waiting: env_usize("CLAWGATE_MAX_WAITING_RUNS", MAX_WAITING_RUNS),
             max_finished: env_usize("CLAWGATE_MAX_FINISHED_RUNS", MAX_FINISHED),
-            cfg,
+            settings: std::sync::RwLock::new(Arc::new(AgentSettings {
+                providers,
+                tools,
+                cfg,
+                max_output_bytes,
+            })),
         }
+    }
+
+    /// The providers, tools and agent defaults in force now.
+    pub fn settings(&self) -> Arc<AgentSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces them (a config reload); runs already started keep their snapshot.
+    pub fn set_settings(&self, s: AgentSettings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);
     }
 
     /// Names the active config file, which the tools must never touch.
@@ -187,17 +212,15 @@ impl ChatRuntime {
     /// await or read, bounded by the finished runs kept).
     pub fn run_counts(&self) -> (usize, usize, usize) {
         let running = self
-            .cfg
             .max_concurrent
-            .max(1)
             .saturating_sub(self.slots.available_permits());
         let waiting = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
         (running, waiting, lock(&self.done).len())
     }
 
     /// `"<provider>/<model>"` of the default model, when one is configured.
-    pub fn default_model(&self) -> Option<&str> {
-        self.cfg.model.as_deref()
+    pub fn default_model(&self) -> Option<String> {
+        self.settings().cfg.model.clone()
     }
 
     /// Reserves a place among the runs waiting to start (checked before anything is stored,
@@ -223,7 +246,7 @@ impl ChatRuntime {
             return Err(format!(
                 "the gateway is busy: {max} runs are already waiting to start \
                  (agents.defaults.maxConcurrent = {}); try again later",
-                self.cfg.max_concurrent
+                self.max_concurrent
             ));
         }
         Ok(Reservation {
@@ -261,7 +284,7 @@ impl ChatRuntime {
         let running = lane.running.clone();
         lane.queue.push_back(req);
         drop(lanes);
-        if self.cfg.queue_mode == QueueMode::Interrupt {
+        if self.settings().cfg.queue_mode == QueueMode::Interrupt {
             if let Some(r) = running {
                 self.signal_abort(&r, "interrupt");
             }

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 const BATCH: usize = 500;
 
 pub fn retention(gw: &Gateway) -> Retention {
-    let r = gw.config.store.retention;
+    let r = gw.live_config().store.retention;
     let ms = |n: u64, unit: u64| i64::try_from(n.saturating_mul(unit)).unwrap_or(i64::MAX);
     Retention {
         inbound_ms: ms(r.inbound_days, 86_400_000),

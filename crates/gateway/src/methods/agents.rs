@@ -24,8 +24,9 @@ pub fn agents_list(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             "workspace": gw.chat.workspace.display().to_string(),
             "thinkingLevels": levels, "thinkingOptions": options, "thinkingDefault": default,
         });
-        if let Some(m) = gw.chat.default_model() {
-            agent["model"] = json!({"primary": m, "fallbacks": gw.chat.cfg.fallbacks});
+        let settings = gw.chat.settings();
+        if let Some(m) = &settings.cfg.model {
+            agent["model"] = json!({"primary": m, "fallbacks": settings.cfg.fallbacks});
         }
         Ok(json!({
             "defaultId": "main", "mainKey": "main", "scope": "per-sender", "ownership": "sole",
@@ -47,10 +48,11 @@ fn is_local_url(url: &str) -> bool {
 }
 
 pub fn model_entries(gw: &Gateway) -> Vec<Value> {
-    let default = gw.chat.default_model().unwrap_or("");
+    let settings = gw.chat.settings();
+    let default = settings.cfg.model.as_deref().unwrap_or("");
     let (levels, _, tdefault) = thinking();
     let mut out = Vec::new();
-    for p in gw.chat.providers.values() {
+    for p in settings.providers.values() {
         for m in &p.cfg.models {
             let full = format!("{}/{}", p.cfg.id, m.id);
             let mut tags = Vec::new();
@@ -130,6 +132,7 @@ pub fn models_auth_status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
         let providers: Vec<Value> = ctx
             .gw
             .chat
+            .settings()
             .providers
             .values()
             .map(|p| {

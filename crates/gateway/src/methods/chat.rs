@@ -267,7 +267,7 @@ fn unstarted_session_info(gw: &crate::state::Gateway, key: &str) -> Value {
         "key": key, "kind": keys::kind_of(key), "agentId": keys::agent_of(key), "isMain": key == keys::MAIN_KEY,
         "isBackground": false, "updatedAt": null, "archived": false, "pinned": false, "unread": false,
         "modelProvider": provider, "model": model,
-        "contextTokens": gw.chat.cfg.context_tokens.unwrap_or(128_000),
+        "contextTokens": gw.chat.settings().cfg.context_tokens.unwrap_or(128_000),
         "hasActiveRun": false, "activeRunIds": [],
     })
 }

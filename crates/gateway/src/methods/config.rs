@@ -1,4 +1,5 @@
 use super::{BoxFuture, Ctx};
+use clawgate_protocol::error::ErrorShape;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -8,13 +9,14 @@ pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
 pub fn get(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let gw = &ctx.gw;
+        let live = gw.live_config();
         let path = gw.config.path.clone();
         let raw = std::fs::read_to_string(&path).ok();
         let redacted_raw = raw.as_deref().map(|r| redact_raw(r, gw));
         let hash = raw
             .as_deref()
             .map(|r| hex::encode(Sha256::digest(r.as_bytes())));
-        let c = &gw.config.gateway;
+        let c = &live.gateway;
         let secret = |present: bool| {
             if present {
                 json!(REDACTED)
@@ -67,13 +69,85 @@ pub fn get(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     })
 }
 
+/// `gateway.reload` (admin; clawgate's own, what `clawgate gateway reload` and SIGHUP do):
+/// re-reads config.yaml and applies what is safe live. The result lists `changed`,
+/// `applied` and `restartRequired` keys.
+pub fn reload(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = super::object("gateway.reload", params)?;
+        if let Some(k) = p.keys().next() {
+            return Err(ErrorShape::invalid_params(
+                "gateway.reload",
+                format!("at root: unexpected property '{k}'"),
+            ));
+        }
+        crate::reload::reload_file(&ctx.gw, "gateway.reload")
+            .await
+            .map(|r| r.to_json(&ctx.gw))
+            .map_err(refused)
+    })
+}
+
+/// `config.apply` (admin) `{raw, baseHash?, sessionKey?, note?, restartDelayMs?}`: validates
+/// the full document `raw`, refuses when the file changed since `config.get` (`baseHash`),
+/// writes it (0600, atomically) and applies it like a reload. Keys that need a restart are
+/// listed under `restart`; the gateway does not restart itself.
+pub fn apply(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
+    Box::pin(async move {
+        let p = super::object("config.apply", params)?;
+        if let Some(k) = p.keys().find(|k| {
+            !["raw", "baseHash", "sessionKey", "note", "restartDelayMs"].contains(&k.as_str())
+        }) {
+            return Err(ErrorShape::invalid_params(
+                "config.apply",
+                format!("at root: unexpected property '{k}'"),
+            ));
+        }
+        let Some(raw) = p.get("raw").and_then(Value::as_str) else {
+            return Err(ErrorShape::invalid_params(
+                "config.apply",
+                "at root: must have required property 'raw'",
+            ));
+        };
+        let base_hash = match p.get("baseHash") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                return Err(ErrorShape::invalid_params(
+                    "config.apply",
+                    "at /baseHash: must be string",
+                ))
+            }
+        };
+        let r = crate::reload::apply_raw(&ctx.gw, raw, base_hash)
+            .await
+            .map_err(refused)?;
+        let mut out = r.to_json(&ctx.gw);
+        out["changedPaths"] = json!(r.changed);
+        out["restart"] = json!({
+            "required": !r.restart_required.is_empty(),
+            "scheduled": false,
+            "keys": r.restart_required,
+        });
+        Ok(out)
+    })
+}
+
+fn refused(e: crate::reload::Refused) -> ErrorShape {
+    let details = match &e {
+        crate::reload::Refused::Invalid(errs) => json!({"errors": errs}),
+        _ => json!({}),
+    };
+    ErrorShape::invalid(e.message()).with_details(details)
+}
+
 /// `config.schema` (read): the JSON Schema of clawgate's own `config.yaml`, generated from
 /// the config model (with the channel sections this build knows), and per-path UI hints.
 pub fn schema(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let p = super::object("config.schema", params)?;
         if let Some(k) = p.keys().next() {
-            return Err(clawgate_protocol::error::ErrorShape::invalid_params(
+            return Err(ErrorShape::invalid_params(
                 "config.schema",
                 format!("at root: unexpected property '{k}'"),
             ));
@@ -137,17 +211,20 @@ fn is_secret_key(key: &str) -> bool {
 
 /// Every secret value the gateway holds, so literal copies can be blanked anywhere in the text.
 fn live_secrets(gw: &crate::state::Gateway) -> Vec<String> {
-    let c = &gw.config;
+    // The start-up config and the one in force (a reload may have brought new provider keys).
+    let live = gw.live_config();
     let mut secrets: Vec<&clawgate_config::Secret> = Vec::new();
     secrets.extend(&gw.auth.secret);
-    secrets.extend(&c.gateway.auth.token);
-    secrets.extend(&c.gateway.auth.password);
-    for p in &c.providers {
-        secrets.extend(&p.api_key);
-        secrets.extend(p.headers.iter().map(|(_, v)| v));
-    }
-    for ch in &c.channels {
-        secrets.extend(ch.section.secrets());
+    for c in [&gw.config, &*live] {
+        secrets.extend(&c.gateway.auth.token);
+        secrets.extend(&c.gateway.auth.password);
+        for p in &c.providers {
+            secrets.extend(&p.api_key);
+            secrets.extend(p.headers.iter().map(|(_, v)| v));
+        }
+        for ch in &c.channels {
+            secrets.extend(ch.section.secrets());
+        }
     }
     secrets
         .into_iter()

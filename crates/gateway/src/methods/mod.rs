@@ -46,6 +46,8 @@ const METHODS: &[(&str, Handler)] = &[
     ("logs.tail", logs::tail),
     ("config.get", config::get),
     ("config.schema", config::schema),
+    ("config.apply", config::apply),
+    ("gateway.reload", config::reload),
     ("device.pair.list", devices::list),
     ("device.pair.approve", devices::approve),
     ("device.pair.reject", devices::reject),
@@ -249,7 +251,13 @@ mod tests {
     #[test]
     fn every_method_has_a_classified_scope() {
         // Anything that falls through to admin by accident would be a silent privilege bump.
-        const ADMIN_ON_PURPOSE: &[&str] = &["sessions.reset", "sessions.delete", "chat.inject"];
+        const ADMIN_ON_PURPOSE: &[&str] = &[
+            "sessions.reset",
+            "sessions.delete",
+            "chat.inject",
+            "config.apply",
+            "gateway.reload",
+        ];
         for name in names() {
             let req = scopes::required_for(name);
             let is_admin = req == scopes::Requirement::Scope(scopes::ADMIN);

@@ -36,7 +36,7 @@ pub fn key_param(
 pub fn resolved_model(gw: &Gateway, row: Option<&SessionRow>) -> (Value, Value) {
     let m = row
         .and_then(|r| r.model_override.clone())
-        .or_else(|| gw.chat.cfg.model.clone());
+        .or_else(|| gw.chat.settings().cfg.model.clone());
     match m.as_deref().and_then(|m| m.split_once('/')) {
         Some((p, id)) => (json!(p), json!(id)),
         None => (Value::Null, Value::Null),
@@ -46,7 +46,7 @@ pub fn resolved_model(gw: &Gateway, row: Option<&SessionRow>) -> (Value, Value) 
 pub fn defaults(gw: &Gateway) -> Value {
     let (provider, model) = resolved_model(gw, None);
     json!({
-        "modelProvider": provider, "model": model, "contextTokens": gw.chat.cfg.context_tokens.unwrap_or(128_000),
+        "modelProvider": provider, "model": model, "contextTokens": gw.chat.settings().cfg.context_tokens.unwrap_or(128_000),
         "thinkingLevels": [{"id": "off", "label": "off"}], "thinkingOptions": ["off"], "thinkingDefault": "off",
     })
 }
@@ -65,7 +65,7 @@ pub fn row_json(gw: &Gateway, r: &SessionRow) -> Value {
         "createdAt": r.created_at, "updatedAt": r.updated_at, "lastInteractionAt": r.last_activity_at,
         "hasActiveRun": !active.is_empty(), "activeRunIds": active, "archived": false, "pinned": false,
         "unread": false, "modelProvider": provider, "model": model,
-        "contextTokens": gw.chat.cfg.context_tokens.unwrap_or(128_000),
+        "contextTokens": gw.chat.settings().cfg.context_tokens.unwrap_or(128_000),
         "inputTokens": r.input_tokens, "outputTokens": r.output_tokens, "totalTokens": r.input_tokens + r.output_tokens,
         "createdVia": "operator", "visibility": "shared",
     });
@@ -136,10 +136,11 @@ pub fn validate_model(gw: &Gateway, m: &str) -> Result<(), String> {
     let (pid, mid) = m
         .split_once('/')
         .ok_or_else(|| format!("model `{m}` must be `<provider>/<model>`"))?;
-    let p =
-        gw.chat.providers.get(pid).ok_or_else(|| {
-            format!("unknown provider `{pid}` (configure it in models.providers)")
-        })?;
+    let settings = gw.chat.settings();
+    let p = settings
+        .providers
+        .get(pid)
+        .ok_or_else(|| format!("unknown provider `{pid}` (configure it in models.providers)"))?;
     if !p.cfg.models.is_empty() && !p.cfg.models.iter().any(|e| e.id == mid) {
         return Err(format!(
             "provider `{pid}` has no model `{mid}` in models.providers.{pid}.models"

@@ -22,7 +22,7 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
             "sessions": {"paths": [], "count": count, "defaults": {"model": null, "contextTokens": null}, "recent": recent, "byAgent": [{"agentId": "main", "path": "[redacted]", "count": count, "recent": recent}]},
             "processMemory": {"rssBytes": rss_bytes()},
             "agentRuns": {
-                "running": running, "waiting": waiting, "maxConcurrent": gw.chat.cfg.max_concurrent,
+                "running": running, "waiting": waiting, "maxConcurrent": gw.chat.max_concurrent,
                 "waiters": kept,
             },
         }))
