@@ -774,17 +774,16 @@ pub fn dashboard(flag: Option<PathBuf>, no_open: bool) -> u8 {
     0
 }
 
-/// Percent-escapes what may not stand in a URL fragment as is.
+/// Percent-escapes what may not stand in a URL fragment as is (all but RFC 3986's
+/// unreserved characters).
 fn fragment_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const KEEP: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(s, KEEP).to_string()
 }
 
 pub async fn channels_status(flag: Option<PathBuf>, conn: ConnArgs) -> u8 {
