@@ -13,6 +13,7 @@ pub mod logging;
 pub mod methods;
 pub mod preauth;
 pub mod ratelimit;
+pub mod sdnotify;
 pub mod server;
 pub mod state;
 pub mod ui;

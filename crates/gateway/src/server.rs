@@ -233,6 +233,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     // after it must reach the clean shutdown, not the default action.
     let signals = tokio::spawn(wait_for_signal(install_signals()));
     banner(&gw, local, token_file.as_deref());
+    // Under systemd (Type=notify): ready once the listener is bound and the banner is out.
+    if let Err(e) = crate::sdnotify::notify(&format!(
+        "READY=1\nSTATUS=listening on {local}\nMAINPID={}",
+        std::process::id()
+    )) {
+        warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
+    }
 
     let preauth = Arc::new(crate::preauth::PreauthSlots::default());
     let app = http::router(AppState {
@@ -290,6 +297,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             _ = shutdown_rx.changed() => break,
         }
     }
+    let _ = crate::sdnotify::notify("STOPPING=1\nSTATUS=shutting down");
     shutdown(&gw).await;
     Ok(())
 }
