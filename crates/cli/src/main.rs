@@ -118,12 +118,16 @@ enum GatewayCommand {
     },
     /// Remove the unit (or plist) written by `gateway install`; the state is kept
     Uninstall {
+        /// The user unit (default)
         #[arg(long, conflicts_with = "system")]
         user: bool,
+        /// The system unit in /etc/systemd/system
         #[arg(long)]
         system: bool,
+        /// The launchd plist
         #[arg(long)]
         launchd: bool,
+        /// The directory given to `install --unit-dir`
         #[arg(long, value_name = "DIR")]
         unit_dir: Option<PathBuf>,
     },

@@ -628,6 +628,10 @@ fn the_image_cmd_binds_all_interfaces_only_with_a_strong_token() {
     assert_eq!(code, Some(78), "{err}");
     assert!(err.contains("--host is `0.0.0.0`"), "{err}");
     assert!(err.contains("too weak"), "{err}");
+    assert!(
+        err.contains("gateway.auth.tokenFile") && err.contains("docs/service.md"),
+        "{err}"
+    );
     let cfg_dir = private_dir();
     let cfg = cfg_dir.path().join("config.yaml");
     std::fs::write(&cfg, "gateway:\n  auth:\n    mode: none\n").unwrap();
