@@ -38,6 +38,8 @@ struct Plan {
     /// System scope: the account (`None`: a DynamicUser with StateDirectory=clawgate).
     user: Option<String>,
     scope: Scope,
+    /// The config file exists but does not load: the service would stop with exit code 78.
+    config_problem: Option<String>,
 }
 
 fn home_dir() -> Option<PathBuf> {
@@ -119,14 +121,21 @@ fn plan(config_flag: Option<&Path>, scope: Scope) -> Result<Plan, String> {
         }
     };
     let mut writable = Vec::new();
+    let mut config_problem = None;
     let cfg_path = clawgate_config::paths::config_path(config.as_deref());
-    if let Ok(cfg) =
-        clawgate_config::Config::load_with(&cfg_path, &clawgate_channels::config_parsers())
-    {
-        if let Some(ws) = &cfg.agent.workspace {
-            let ws = absolute(ws);
-            if !ws.starts_with(&home) {
-                writable.push(ws);
+    if cfg_path.exists() {
+        match clawgate_config::Config::load_with(&cfg_path, &clawgate_channels::config_parsers()) {
+            Ok(cfg) => {
+                if let Some(ws) = &cfg.agent.workspace {
+                    let ws = absolute(ws);
+                    if !ws.starts_with(&home) {
+                        writable.push(ws);
+                    }
+                }
+            }
+            Err(errs) => {
+                let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                config_problem = Some(lines.join("\n  "));
             }
         }
     }
@@ -137,6 +146,7 @@ fn plan(config_flag: Option<&Path>, scope: Scope) -> Result<Plan, String> {
         writable,
         user,
         scope,
+        config_problem,
     })
 }
 
@@ -373,6 +383,9 @@ pub fn install(config: Option<PathBuf>, a: InstallArgs) -> u8 {
     } else {
         systemd_unit(&plan)
     };
+    if let Some(p) = &plan.config_problem {
+        eprintln!("warning: the config does not load, so the service would stop at once (exit code {EXIT_CONFIG}) until it is fixed:\n  {p}");
+    }
     if a.print {
         print!("{text}");
         return 0;

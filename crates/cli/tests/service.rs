@@ -408,3 +408,28 @@ fn without_notify_socket_nothing_changes() {
     let gw = GatewayProcess::start(bin(), Default::default());
     assert!(std::net::TcpStream::connect(gw.addr).is_ok());
 }
+
+#[test]
+fn install_warns_when_the_config_does_not_load() {
+    let d = private_dir();
+    let state = d.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("config.yaml"), "gateway:\n  prot: 1\n").unwrap();
+    std::fs::set_permissions(
+        state.join("config.yaml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (code, out, err) = run({
+        let mut c = cli(d.path());
+        c.args(["gateway", "install", "--print"]);
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Type=notify"));
+    assert!(
+        err.contains("warning: the config does not load")
+            && err.contains("config.yaml:2:3: gateway.prot: unknown key"),
+        "{err}"
+    );
+}
