@@ -14,6 +14,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 # The per-address connection-cap tests run in a private network namespace (unshare + ip).
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
+# The service tests check the generated unit with systemd-analyze verify (Debian's systemd).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # The browser tests drive Debian's Chromium headless (with puppeteer-core from npm).
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

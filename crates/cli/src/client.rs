@@ -69,6 +69,13 @@ impl ClientError {
     /// A one-line suggestion for the user.
     pub fn hint(&self, target: &Target) -> Option<String> {
         match self {
+            ClientError::Unreachable(m) if m.contains("421") => Some(format!(
+                "the gateway refused the host name in {}: it accepts loopback names (127.0.0.1, localhost, [::1]) \
+                 and gateway.allowedHosts. Connect through 127.0.0.1 (Docker: publish with -p 127.0.0.1:{port}:{port}; \
+                 another machine: ssh -N -L {port}:127.0.0.1:{port} user@host), or add the name to gateway.allowedHosts",
+                target.url,
+                port = target.port()
+            )),
             ClientError::Unreachable(_) => {
                 let port = target.port();
                 Some(format!(
@@ -91,8 +98,20 @@ impl ClientError {
                     ),
                     None => "too many failed attempts from this address; wait a while and retry with the right token".into(),
                 }),
+                Some("DEVICE_IDENTITY_REQUIRED") => Some(format!(
+                    "this CLI sent no token: it sends the one in {} only to a gateway on this machine's loopback; \
+                     pass --token or set CLAWGATE_GATEWAY_TOKEN (Docker: the container's token, e.g. \
+                     `docker exec <container> cat /data/credentials/gateway-token`)",
+                    target.token_file.display()
+                )),
                 _ => None,
             },
+            ClientError::Rpc(e) if e.message.starts_with("missing scope") => Some(
+                "a client with only the token (no paired device) keeps its scopes only on the gateway's own \
+                 loopback; from a container network or another machine it can call `health` alone. Run the \
+                 command where the gateway runs (Docker: `docker exec <container> clawgate …`)"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod more;
 mod reload;
+mod service;
 mod ui;
 
 use clap::{Args, Parser, Subcommand};
@@ -204,6 +205,46 @@ enum GatewayCommand {
     /// Re-read config.yaml in the running gateway (like SIGHUP): live keys apply at once,
     /// the rest is listed as needing a restart
     Reload(ConnArgs),
+    /// Install clawgate as a service: a systemd unit (user or system), or a launchd plist
+    Install {
+        /// A user unit in ~/.config/systemd/user (default)
+        #[arg(long, conflicts_with = "system")]
+        user: bool,
+        /// A system unit in /etc/systemd/system (needs root; runs as $SUDO_USER, or as a
+        /// dynamic account with its state in /var/lib/clawgate)
+        #[arg(long)]
+        system: bool,
+        /// Print the unit (or plist) and write nothing
+        #[arg(long)]
+        print: bool,
+        /// A macOS launchd plist instead of a systemd unit
+        #[arg(long)]
+        launchd: bool,
+        /// Write into this directory instead of the standard one (packaging)
+        #[arg(long, value_name = "DIR")]
+        unit_dir: Option<PathBuf>,
+    },
+    /// Remove the unit (or plist) written by `gateway install`; the state is kept
+    Uninstall {
+        /// The user unit (default)
+        #[arg(long, conflicts_with = "system")]
+        user: bool,
+        /// The system unit in /etc/systemd/system
+        #[arg(long)]
+        system: bool,
+        /// The launchd plist
+        #[arg(long)]
+        launchd: bool,
+        /// The directory given to `install --unit-dir`
+        #[arg(long, value_name = "DIR")]
+        unit_dir: Option<PathBuf>,
+    },
+    /// Exit 0 when the gateway on this machine answers /healthz (a container HEALTHCHECK)
+    Healthcheck {
+        /// Port (default: gateway.port)
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Call one RPC method and print its result
     Call {
         /// Method name, e.g. health, status, system-presence
@@ -321,6 +362,14 @@ pub struct ConnArgs {
     json: bool,
 }
 
+fn scope(system: bool) -> service::Scope {
+    if system {
+        service::Scope::System
+    } else {
+        service::Scope::User
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -342,6 +391,28 @@ fn main() -> ExitCode {
                 }
                 GatewayCommand::Status(conn) => commands::gateway_status(config, conn).await,
                 GatewayCommand::Reload(conn) => reload::gateway_reload(config, conn).await,
+                GatewayCommand::Install {
+                    user: _,
+                    system,
+                    print,
+                    launchd,
+                    unit_dir,
+                } => service::install(
+                    config,
+                    service::InstallArgs {
+                        scope: scope(system),
+                        print,
+                        launchd,
+                        unit_dir,
+                    },
+                ),
+                GatewayCommand::Uninstall {
+                    user: _,
+                    system,
+                    launchd,
+                    unit_dir,
+                } => service::uninstall(scope(system), launchd, unit_dir),
+                GatewayCommand::Healthcheck { port } => service::healthcheck(config, port).await,
                 GatewayCommand::Call {
                     method,
                     params,

@@ -75,6 +75,8 @@ pub struct AuthConfig {
     pub mode: AuthMode,
     /// `gateway.auth.token` as written (after `${ENV}` substitution).
     pub token: Option<Secret>,
+    /// `gateway.auth.tokenFile`: where `token` was read from (a Docker/systemd secret file).
+    pub token_file: Option<std::path::PathBuf>,
     pub password: Option<Secret>,
     pub rate_limit: RateLimit,
 }
@@ -440,6 +442,7 @@ impl Default for Config {
                 auth: AuthConfig {
                     mode: AuthMode::Token,
                     token: None,
+                    token_file: None,
                     password: None,
                     rate_limit: RateLimit::default(),
                 },
@@ -517,6 +520,16 @@ impl Config {
     /// with the fix (logged at start-up, listed by `clawgate doctor`).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(f) = &self.gateway.auth.token_file {
+            if paths::mode_of(f).is_some_and(|m| m & 0o004 != 0) {
+                out.push(format!(
+                    "gateway.auth.tokenFile {} is readable by every user on this system; run `chmod 600 {}` \
+                     (fine inside a container where only the gateway runs)",
+                    f.display(),
+                    f.display()
+                ));
+            }
+        }
         for p in &self.providers {
             if p.api != ProviderApi::OpenAiCompletions {
                 continue;

@@ -77,6 +77,10 @@ pub fn config_schema(channels: &[&str]) -> Value {
                 "token",
                 secret("The shared token; without it the generated credentials/gateway-token is used."),
             ),
+            (
+                "tokenFile",
+                json!({"type": "string", "minLength": 1, "description": "A file holding the token (e.g. a Docker secret, /run/secrets/clawgate_token): one line, not writable by group or others, at most 4 KiB; read at start-up. Not together with token; $CLAWGATE_GATEWAY_TOKEN overrides both."}),
+            ),
             ("password", secret("The shared password for mode: password.")),
             (
                 "rateLimit",

@@ -333,3 +333,75 @@ fn control_ui_root_must_hold_index_html() {
         Config::parse_with_env("gateway:\n  controlUi:\n    root: .\n", &cfg, &|_| None).unwrap();
     assert_eq!(c.gateway.control_ui.root.unwrap(), dir.path().join("."));
 }
+
+fn token_file_config(dir: &Path, name: &str) -> Result<Config, Vec<ConfigError>> {
+    let text = format!("gateway:\n  auth:\n    tokenFile: {name}\n");
+    Config::parse_with_env(&text, &dir.join("config.yaml"), &|_| None)
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn token_file_is_read_relative_to_the_config_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mode(&dir.path().join("tok"), "  abc-secret-token \n", 0o600);
+    let c = token_file_config(dir.path(), "tok").unwrap();
+    assert_eq!(
+        c.gateway.auth.token.as_ref().unwrap().expose(),
+        "abc-secret-token"
+    );
+    assert_eq!(
+        c.gateway.auth.token_file.as_deref(),
+        Some(dir.path().join("tok").as_path())
+    );
+    assert!(c.secret_values().contains(&"abc-secret-token"));
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // Readable by everyone: accepted (Docker secrets often are), with a warning.
+    write_mode(&dir.path().join("tok"), "abc-secret-token\n", 0o644);
+    let c = token_file_config(dir.path(), "tok").unwrap();
+    assert!(c.warnings()[0].contains("chmod 600"), "{:?}", c.warnings());
+}
+
+#[test]
+fn token_file_errors_are_positioned_and_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let err = |name: &str| token_file_config(dir.path(), name).unwrap_err()[0].to_string();
+    let e = err("missing");
+    assert!(
+        e.starts_with(&format!(
+            "{d}/config.yaml:3:16: gateway.auth.tokenFile: `{d}/missing` does not exist"
+        )),
+        "{e}"
+    );
+    write_mode(&dir.path().join("empty"), " \n", 0o600);
+    assert!(err("empty").contains("is empty"), "{}", err("empty"));
+    write_mode(&dir.path().join("loose"), "tok\n", 0o666);
+    assert!(
+        err("loose").contains("writable by group or others (mode 666)"),
+        "{}",
+        err("loose")
+    );
+    write_mode(&dir.path().join("two"), "a\nb\n", 0o600);
+    assert!(err("two").contains("more than one line"), "{}", err("two"));
+    write_mode(&dir.path().join("big"), &"x".repeat(5000), 0o600);
+    assert!(err("big").contains("at most 4096 bytes"), "{}", err("big"));
+    std::fs::create_dir(dir.path().join("adir")).unwrap();
+    assert!(
+        err("adir").contains("not a regular file"),
+        "{}",
+        err("adir")
+    );
+    let both = "gateway:\n  auth:\n    token: abc\n    tokenFile: /x\n";
+    let e = Config::parse_with_env(both, &dir.path().join("config.yaml"), &|_| None).unwrap_err();
+    assert!(
+        e[0].to_string()
+            .contains("4:16: gateway.auth.tokenFile: set either"),
+        "{}",
+        e[0]
+    );
+}

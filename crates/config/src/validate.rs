@@ -598,10 +598,11 @@ fn control_ui(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
 }
 
 fn auth(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
-    const KEYS: &[&str] = &["mode", "token", "password", "rateLimit"];
+    const KEYS: &[&str] = &["mode", "token", "tokenFile", "password", "rateLimit"];
     let Some(entries) = ctx.mapping(node, "gateway.auth", KEYS) else {
         return;
     };
+    let has_token = entries.iter().any(|(k, _, v)| k == "token" && !v.is_null());
     for (k, _, v) in entries {
         let key = join("gateway.auth", k);
         match k.as_str() {
@@ -645,10 +646,108 @@ fn auth(ctx: &mut Ctx, node: &Node, cfg: &mut Config) {
                     }
                 }
             }
+            "tokenFile" => {
+                if v.is_null() {
+                    continue;
+                }
+                if has_token {
+                    ctx.err(
+                        v.pos,
+                        &key,
+                        "set either gateway.auth.token or gateway.auth.tokenFile, not both",
+                    );
+                    continue;
+                }
+                if let Some(s) = ctx.string(v, &key) {
+                    let base_dir = Path::new(&ctx.file)
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default();
+                    match read_secret_file(&s, &base_dir) {
+                        Ok((path, token)) => {
+                            cfg.gateway.auth.token = Some(Secret::new(token));
+                            cfg.gateway.auth.token_file = Some(path);
+                        }
+                        Err(msg) => ctx.err(v.pos, &key, msg),
+                    }
+                }
+            }
             "rateLimit" => rate_limit(ctx, v, &mut cfg.gateway.auth.rate_limit),
             _ => {}
         }
     }
+}
+
+/// Largest secret file read (a token is 43 characters; this leaves room for any sane one).
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// Reads a secret file (`gateway.auth.tokenFile`): a regular file, not writable by group or
+/// others, at most 4 KiB, whose trimmed content is one non-empty line.
+pub(crate) fn read_secret_file(
+    raw: &str,
+    base_dir: &Path,
+) -> Result<(std::path::PathBuf, String), String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("empty path (remove the key to use the generated token)".into());
+    }
+    let p = crate::validate_agent::expand_home(raw);
+    let p = if p.is_absolute() { p } else { base_dir.join(p) };
+    let shown = p.display();
+    let meta = std::fs::metadata(&p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "`{shown}` does not exist (create it with the token on one line, mode 600, or mount the secret there)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "`{shown}` cannot be read by this user (uid {}): {e}",
+            current_uid()
+        ),
+        _ => format!("`{shown}`: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(format!("`{shown}` is not a regular file"));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "`{shown}` is writable by group or others (mode {mode:o}): anyone who can write it chooses the gateway's token; run `chmod 600 {shown}`"
+        ));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(format!(
+            "`{shown}` is {} bytes; a token file holds one line (at most {MAX_SECRET_FILE} bytes)",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(&p)
+        .and_then(|f| f.take(MAX_SECRET_FILE + 1).read_to_string(&mut text))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!(
+                "`{shown}` cannot be read by this user (uid {}): {e}",
+                current_uid()
+            ),
+            std::io::ErrorKind::InvalidData => format!("`{shown}` is not UTF-8 text"),
+            _ => format!("`{shown}`: {e}"),
+        })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("`{shown}` is empty (write the token into it)"));
+    }
+    if token.lines().count() > 1 {
+        return Err(format!(
+            "`{shown}` holds more than one line; a token file holds only the token"
+        ));
+    }
+    Ok((p, token.to_string()))
+}
+
+fn current_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(u32::MAX)
 }
 
 fn rate_limit(ctx: &mut Ctx, node: &Node, rl: &mut RateLimit) {

@@ -118,6 +118,28 @@ fn hint(client_id: &str, mode: AuthMode) -> &'static str {
     }
 }
 
+/// What a client that sent neither a credential nor a device identity needs, in words: the
+/// first sentence is OpenClaw's (clients match on the detail code), the rest says what to send.
+fn identity_required_message(gw: &Gateway, peer: &Peer) -> String {
+    let from = if peer.is_local {
+        String::new()
+    } else {
+        format!(
+            " (this connection comes from {}, not this machine's loopback)",
+            peer.client_ip
+        )
+    };
+    let secret = match gw.auth.mode {
+        AuthMode::Password => "the gateway password (CLI: --password or CLAWGATE_GATEWAY_PASSWORD)",
+        _ => "the gateway token (CLI: --token or CLAWGATE_GATEWAY_TOKEN)",
+    };
+    format!(
+        "device identity required: no credential was sent{from}. Send {secret}; \
+         a browser or app also needs its device pairing approved on the gateway host \
+         (`clawgate devices list`, then approve the request)"
+    )
+}
+
 fn unauthorized(gw: &Gateway, client_id: &str, reason: Shared) -> Refusal {
     let mode = gw.auth.mode;
     let (what, detail, auth_reason, next) = match (mode, reason) {
@@ -225,7 +247,7 @@ pub fn authenticate(
             }
             Shared::Missing if params.auth.is_empty() => Err(ErrorShape::new(
                 code::NOT_PAIRED,
-                "device identity required",
+                identity_required_message(gw, peer),
             )
             .with_detail_code("DEVICE_IDENTITY_REQUIRED", &[])
             .into()),

@@ -59,9 +59,10 @@ pub fn check(
          \x20 • {keep} and use an SSH tunnel from your other machine:\n\
          \x20     ssh -N -L {port}:127.0.0.1:{port} user@this-host\n\
          \x20 • keep 127.0.0.1 and put a reverse proxy with its own auth in front (docs/reverse-proxy.md)\n\
-         \x20 • Docker: bind 0.0.0.0 inside the container only with gateway.auth.mode: token and a generated\n\
-         \x20   token (the default credentials/gateway-token), and publish the port to the host's loopback only:\n\
-         \x20     docker run -p 127.0.0.1:{port}:{port} …\n\
+         \x20 • Docker: bind 0.0.0.0 inside the container only with gateway.auth.mode: token and a strong token\n\
+         \x20   (CLAWGATE_GATEWAY_TOKEN, gateway.auth.tokenFile: /run/secrets/…, or the generated\n\
+         \x20   credentials/gateway-token), and publish the port to the host's loopback only:\n\
+         \x20     docker run -p 127.0.0.1:{port}:{port} …   (docs/service.md)\n\
          \x20 • if you really mean it: set gateway.auth.mode: token and remove gateway.auth.token so the\n\
          \x20   generated 256-bit token in credentials/gateway-token is used"
     ))

@@ -14,6 +14,7 @@ pub mod methods;
 pub mod preauth;
 pub mod ratelimit;
 pub mod reload;
+pub mod sdnotify;
 pub mod server;
 pub mod state;
 pub mod ui;

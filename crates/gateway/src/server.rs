@@ -234,6 +234,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let signals = tokio::spawn(wait_for_signal(install_signals()));
     crate::reload::spawn_sighup(gw.clone());
     banner(&gw, local, token_file.as_deref());
+    // Under systemd (Type=notify): ready once the listener is bound and the banner is out.
+    if let Err(e) = crate::sdnotify::notify(&format!(
+        "READY=1\nSTATUS=listening on {local}\nMAINPID={}",
+        std::process::id()
+    )) {
+        warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
+    }
 
     let preauth = Arc::new(crate::preauth::PreauthSlots::default());
     let app = http::router(AppState {
@@ -291,6 +298,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             _ = shutdown_rx.changed() => break,
         }
     }
+    let _ = crate::sdnotify::notify("STOPPING=1\nSTATUS=shutting down");
     shutdown(&gw).await;
     Ok(())
 }
