@@ -89,13 +89,17 @@ pub fn mode_of(path: &Path) -> Option<u32> {
 /// again, so a generated token always passes the non-loopback check. Only that cheap estimate
 /// runs here: zxcvbn never objects to 32 random bytes (`random_tokens_are_strong` checks both),
 /// and loading its dictionaries would cost a first start ~20 ms and ~8 MB of resident memory.
+/// A draw starting with `-` (1 in 64) is drawn again too: `--token -x…` on a command line
+/// reads as an option, not a value.
 pub fn generate_token() -> io::Result<String> {
     use base64::Engine;
     loop {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        if crate::secret::strength_bits(&token) >= crate::secret::MIN_STRENGTH_BITS {
+        if !token.starts_with('-')
+            && crate::secret::strength_bits(&token) >= crate::secret::MIN_STRENGTH_BITS
+        {
             return Ok(token);
         }
     }

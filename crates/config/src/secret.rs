@@ -256,8 +256,10 @@ mod tests {
                 assess(&hex)
             );
         }
-        for _ in 0..200 {
+        for _ in 0..1000 {
             let t = crate::paths::generate_token().unwrap();
+            // Never read as a command-line option (`--token -x…`).
+            assert!(!t.starts_with('-'), "{t}");
             assert!(Secret::new(t).is_strong());
         }
     }
