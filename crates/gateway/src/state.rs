@@ -148,6 +148,12 @@ pub struct Gateway {
 
 /// Sessions listed in the health snapshot's `recent`.
 const HEALTH_RECENT_SESSIONS: usize = 5;
+
+/// How old the session summary may be before `health`/`status` read the store again. Every
+/// session change made through the gateway also marks it stale at once
+/// ([`Gateway::sessions_summary_stale`]), so this only bounds changes made elsewhere, while a
+/// health RPC under load costs no store round trip.
+pub const SESSIONS_SUMMARY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a health refresh waits for the store before using the last summary (the store
 /// thread may be waiting on another process's write lock).
 const HEALTH_STORE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -203,6 +209,14 @@ impl Gateway {
             channels: parts.channels,
             sessions_summary: Mutex::new((None, 0, Vec::new())),
         }
+    }
+
+    /// A session was created, changed or deleted: the next health/status reads the store.
+    pub fn sessions_summary_stale(&self) {
+        self.sessions_summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0 = None;
     }
 
     /// Re-reads the session count and the most recent sessions from the store unless the
@@ -401,7 +415,7 @@ impl Gateway {
     }
 
     pub async fn broadcast_health(&self) {
-        self.refresh_sessions(std::time::Duration::ZERO).await;
+        self.refresh_sessions(SESSIONS_SUMMARY_MAX_AGE).await;
         let sv = self.bump(false);
         self.conns
             .broadcast("health", &self.health_snapshot(), Some(&sv));

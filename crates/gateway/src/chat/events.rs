@@ -95,6 +95,7 @@ pub fn session_message(gw: &Gateway, key: &str, message: &Value, message_id: &st
 
 /// `sessions.changed`: to `sessions.subscribe` subscribers.
 pub fn sessions_changed(gw: &Gateway, key: &str, reason: &str, row: Option<Value>) {
+    gw.sessions_summary_stale();
     let mut payload = json!({"sessionKey": key, "agentId": crate::keys::agent_of(key), "reason": reason, "ts": now_ms()});
     if let Some(r) = row {
         payload["session"] = r;

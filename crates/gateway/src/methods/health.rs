@@ -4,7 +4,9 @@ use serde_json::Value;
 /// `health` (no scope): the health snapshot.
 pub fn health(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
-        ctx.gw.refresh_sessions(std::time::Duration::ZERO).await;
+        ctx.gw
+            .refresh_sessions(crate::state::SESSIONS_SUMMARY_MAX_AGE)
+            .await;
         Ok(ctx.gw.health_snapshot())
     })
 }

@@ -6,7 +6,8 @@ pub fn status(ctx: &Ctx, _params: Value) -> BoxFuture<'_> {
     Box::pin(async move {
         let gw = &ctx.gw;
         let (running, waiting, kept) = gw.chat.run_counts();
-        gw.refresh_sessions(std::time::Duration::ZERO).await;
+        gw.refresh_sessions(crate::state::SESSIONS_SUMMARY_MAX_AGE)
+            .await;
         let health = gw.health_snapshot();
         let (count, recent) = (&health["sessions"]["count"], &health["sessions"]["recent"]);
         Ok(json!({
