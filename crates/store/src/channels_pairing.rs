@@ -175,39 +175,17 @@ impl Store {
         now: i64,
         ttl_ms: i64,
     ) -> Result<Option<PairingRequest>, StoreError> {
-        let code = normalize_code(code);
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found = tx
-            .prepare_cached(&format!(
-                "DELETE FROM pairing_requests WHERE channel = ?1 AND code = ?2 \
-                 AND created_at >= ?3 RETURNING {PAIRING_COLS}"
-            ))?
-            .query_row(
-                params![channel, code, cutoff(now, ttl_ms)],
-                pairing_from_row,
-            )
-            .optional()?;
-        let Some(req) = found else {
-            return Ok(None);
-        };
-        // Approving again keeps the first approval time.
-        tx.execute(
-            "INSERT INTO channel_allow (channel, account, sender_id, approved_at) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (channel, account, sender_id) DO NOTHING",
-            params![req.channel, req.account, req.sender_id, now],
-        )?;
-        tx.commit()?;
-        Ok(Some(req))
+        self.take_pairing(channel, None, code, true, now, ttl_ms)
     }
 
-    /// Removes the live request of (channel, account) with this code; with `allow`, also adds
-    /// its sender to the allow store (approve), else just drops it (dismiss: the sender may ask
-    /// again). One transaction. `None` when no live request matches.
+    /// Removes the live request of the channel (of `account`, or of any account when `None`)
+    /// with this code; with `allow`, also adds its sender to the allow store (approve), else
+    /// just drops it (dismiss/reject: the sender may ask again). One transaction. `None` when
+    /// no live request matches.
     pub fn take_pairing(
         &self,
         channel: &str,
-        account: &str,
+        account: Option<&str>,
         code: &str,
         allow: bool,
         now: i64,
@@ -218,8 +196,8 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let found = tx
             .prepare_cached(&format!(
-                "DELETE FROM pairing_requests WHERE channel = ?1 AND account = ?2 AND code = ?3 \
-                 AND created_at >= ?4 RETURNING {PAIRING_COLS}"
+                "DELETE FROM pairing_requests WHERE channel = ?1 AND (?2 IS NULL OR account = ?2) \
+                 AND code = ?3 AND created_at >= ?4 RETURNING {PAIRING_COLS}"
             ))?
             .query_row(
                 params![channel, account, code, cutoff(now, ttl_ms)],

@@ -202,25 +202,25 @@ fn take_pairing_approves_or_dismisses_one_account_request() {
     created(upsert(&s, "u2", 100, &mut gen));
     // Another account's code does not match; nor does an expired one.
     assert!(s
-        .take_pairing(TG, "other", "AAAA1111", true, 200, TTL)
+        .take_pairing(TG, Some("other"), "AAAA1111", true, 200, TTL)
         .unwrap()
         .is_none());
     // Dismiss: the request goes, the sender is not allowed.
     let r = s
-        .take_pairing(TG, ACC, "bbbb2222", false, 200, TTL)
+        .take_pairing(TG, Some(ACC), "bbbb2222", false, 200, TTL)
         .unwrap()
         .unwrap();
     assert_eq!(r.sender_id, "u2");
     assert!(!s.is_sender_allowed(TG, ACC, "u2").unwrap());
     // Approve (case-insensitive): the sender is allowed, the code works once.
     let r = s
-        .take_pairing(TG, ACC, "aaaa1111", true, 200, TTL)
+        .take_pairing(TG, Some(ACC), "aaaa1111", true, 200, TTL)
         .unwrap()
         .unwrap();
     assert_eq!(r.sender_id, "u1");
     assert!(s.is_sender_allowed(TG, ACC, "u1").unwrap());
     assert!(s
-        .take_pairing(TG, ACC, "AAAA1111", true, 200, TTL)
+        .take_pairing(TG, Some(ACC), "AAAA1111", true, 200, TTL)
         .unwrap()
         .is_none());
     assert!(s
@@ -231,7 +231,7 @@ fn take_pairing_approves_or_dismisses_one_account_request() {
     let mut gen = codes(&["CCCC3333"]);
     created(upsert(&s, "u3", 300, &mut gen));
     assert!(s
-        .take_pairing(TG, ACC, "CCCC3333", true, 300 + TTL + 1, TTL)
+        .take_pairing(TG, Some(ACC), "CCCC3333", true, 300 + TTL + 1, TTL)
         .unwrap()
         .is_none());
 }

@@ -406,13 +406,7 @@ pub fn pairing_reject(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             .gw
             .chat
             .store
-            .call(move |s| {
-                let live = s.list_pairing_requests(Some(&ch), now, TTL_MS)?;
-                match live.iter().find(|r| r.code == cd) {
-                    Some(r) => s.take_pairing(&ch, &r.account, &cd, false, now, TTL_MS),
-                    None => Ok(None),
-                }
-            })
+            .call(move |s| s.take_pairing(&ch, None, &cd, false, now, TTL_MS))
             .await
             .map_err(store_err)?
             .ok_or_else(|| {
@@ -602,7 +596,7 @@ async fn take_request(
         .gw
         .chat
         .store
-        .call(move |s| s.take_pairing(&ch, &acc, &code, allow, now, TTL_MS))
+        .call(move |s| s.take_pairing(&ch, Some(&acc), &code, allow, now, TTL_MS))
         .await
         .map_err(store_err)?;
     taken.ok_or_else(|| {
@@ -677,6 +671,7 @@ mod tests {
     fn iso_timestamps() {
         assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso_ms(951_782_400_001), "2000-02-29T00:00:00.001Z");
         assert_eq!(iso_ms(1_795_543_888_142), "2026-11-24T18:11:28.142Z");
     }
 }

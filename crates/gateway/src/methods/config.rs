@@ -162,32 +162,9 @@ pub fn schema(ctx: &Ctx, params: Value) -> BoxFuture<'_> {
             "schema": schema,
             "uiHints": hints,
             "version": crate::state::VERSION,
-            "generatedAt": iso_utc(ctx.gw.started_ms),
+            "generatedAt": super::channels::iso_ms(ctx.gw.started_ms),
         }))
     })
-}
-
-/// Epoch milliseconds as an RFC 3339 UTC timestamp (`2026-12-03T14:05:09.123Z`).
-fn iso_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 /// Whether a YAML key names a secret (`token`, `botToken`, `apiKey`, `webhookSecret`, …).
@@ -331,16 +308,6 @@ fn redact_raw(raw: &str, gw: &crate::state::Gateway) -> String {
 #[cfg(test)]
 mod tests {
     use super::is_secret_key;
-
-    #[test]
-    fn iso_timestamps() {
-        assert_eq!(super::iso_utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso_utc(951_782_400_001), "2000-02-29T00:00:00.001Z");
-        assert_eq!(
-            super::iso_utc(1_795_543_888_142),
-            "2026-11-24T18:11:28.142Z"
-        );
-    }
 
     #[test]
     fn secret_keys() {
